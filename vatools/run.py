@@ -1,0 +1,133 @@
+"""The one place that starts processes, on the host or inside a target root directory.
+
+A `Target` is the system being changed: the running system ("/") or a root directory
+(a chroot, an image tree). Commands for a root directory run inside it with `chroot`,
+so a trixie tree is changed by trixie's own apt and dpkg even from a bookworm host.
+Every command gets a known environment; its argv is logged under --debug (arguments
+never carry secrets: those travel on stdin or in 0600 files).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Sequence
+
+from vatools.errors import CommandFailed, VatoolsError
+
+log = logging.getLogger("vatools")
+
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+# Which Debian package provides a tool, for the "install it" hint.
+TOOL_PACKAGES = {
+    "apt-get": "apt",
+    "apt-ftparchive": "apt-utils",
+    "chroot": "coreutils",
+    "debconf-set-selections": "debconf",
+    "dpkg": "dpkg",
+    "dpkg-buildpackage": "dpkg-dev",
+    "dpkg-query": "dpkg",
+    "gpg": "gnupg",
+    "lintian": "lintian",
+    "mmdebstrap": "mmdebstrap",
+}
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment every command gets: no inherited locale, prompts or PATH surprises."""
+    env = {"PATH": SYSTEM_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+    if "HOME" in os.environ:
+        env["HOME"] = os.environ["HOME"]
+    if extra:
+        env.update(extra)
+    return env
+
+
+@dataclass(frozen=True)
+class Target:
+    """The system vatools acts on: "/" for this machine, or the root of a tree."""
+
+    root: Path = Path("/")
+
+    @property
+    def is_host(self) -> bool:
+        return self.root == Path("/")
+
+    def path(self, inside: str) -> Path:
+        """Where a path of the target lies as seen from here."""
+        return self.root / inside.lstrip("/")
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        return list(argv) if self.is_host else ["chroot", str(self.root), *argv]
+
+    def __str__(self) -> str:
+        return "this system" if self.is_host else str(self.root)
+
+
+HOST = Target()
+
+
+def require_tool(name: str) -> None:
+    """Fail early, with the package to install, when a tool is missing on the host."""
+    if shutil.which(name, path=SYSTEM_PATH) is None:
+        package = TOOL_PACKAGES.get(name, name)
+        raise VatoolsError(f"{name} is not installed", hint=f"install it: apt-get install {package}")
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    target: Target = HOST,
+    input: str | bytes | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    check: bool = True,
+    hint: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command to completion and capture its output (stdout and stderr merged)."""
+    full = target.argv(argv)
+    require_tool(full[0])
+    log.debug("run: %s", " ".join(full))
+    data = input.encode() if isinstance(input, str) else input
+    proc = subprocess.run(
+        full,
+        input=data,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=clean_env(env),
+        cwd=cwd,
+        check=False,
+    )
+    out = proc.stdout.decode("utf-8", "replace")
+    result = subprocess.CompletedProcess(full, proc.returncode, out, "")
+    if check and proc.returncode != 0:
+        raise CommandFailed(full, proc.returncode, out, hint)
+    return result
+
+
+def start(
+    argv: Sequence[str],
+    *,
+    target: Target = HOST,
+    env: dict[str, str] | None = None,
+    stdout: IO[bytes] | int | None = None,
+    pass_fds: Sequence[int] = (),
+) -> subprocess.Popen[bytes]:
+    """Start a long-running command in its own process group, so it can be stopped whole."""
+    full = target.argv(argv)
+    require_tool(full[0])
+    log.debug("start: %s", " ".join(full))
+    return subprocess.Popen(
+        full,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+        env=clean_env(env),
+        pass_fds=tuple(pass_fds),
+        start_new_session=True,
+    )
