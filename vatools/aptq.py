@@ -1,0 +1,184 @@
+"""python-apt, set up for a target: appliance lookups, install plans, verified downloads.
+
+For a root directory, apt's configuration must point at that tree BEFORE apt_pkg reads any
+configuration, so that only the target's apt.conf.d and sources are used.  That is why this
+module configures apt_pkg itself instead of letting `import apt` do it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import apt_pkg
+
+from vatools.errors import VatoolsError
+from vatools.run import Target
+
+VIRTUAL_APPLIANCE = "virtual-appliance"
+SEED_HASH_FIELD = "Vatools-Seed-Sha256"
+
+_configured_for: Target | None = None
+
+
+def configure(target: Target) -> None:
+    """Point apt_pkg at the target; once per process (apt_pkg's configuration is global)."""
+    global _configured_for
+    if _configured_for is not None:
+        if _configured_for != target:
+            raise RuntimeError("apt_pkg is already configured for another target")
+        return
+    if not target.is_host:
+        root = str(target.root)
+        apt_pkg.config.set("Dir", root)
+        apt_pkg.config.set("Dir::State::status", f"{root}/var/lib/dpkg/status")
+    apt_pkg.init_config()
+    # Lists and caches of a tree are its own: never reuse or write a host pkgcache.bin there.
+    apt_pkg.config.set("Dir::Cache::pkgcache", "")
+    apt_pkg.config.set("Dir::Cache::srcpkgcache", "")
+    apt_pkg.init_system()
+    _configured_for = target
+
+
+def open_cache(target: Target):  # type: ignore[no-untyped-def]
+    """An apt.Cache of the target (imported late: `import apt` costs 60 ms)."""
+    configure(target)
+    import apt
+
+    try:
+        return apt.Cache()
+    except SystemError as exc:
+        raise VatoolsError(
+            f"cannot read apt's package lists of {target}: {exc}", hint="run apt-get update"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An appliance version apt can install, with what its Packages record says."""
+
+    name: str
+    version: str
+    description: str
+    uri: str
+    seed_sha256: str | None
+    provides_appliance: bool
+
+
+def candidate(cache, name: str) -> Candidate:  # type: ignore[no-untyped-def]
+    """The version apt would install for `name`; refused when apt has none."""
+    if name not in cache:
+        raise VatoolsError(
+            f"unknown package {name!r}: apt knows no package of that name",
+            hint="check the name with valist, or run apt-get update",
+        )
+    version = cache[name].candidate
+    if version is None:
+        raise VatoolsError(
+            f"{name} has no installation candidate", hint="check your apt sources; apt-get update"
+        )
+    record = version.record
+    return Candidate(
+        name=name,
+        version=version.version,
+        description=version.summary or "",
+        uri=version.uri or "",
+        seed_sha256=record.get(SEED_HASH_FIELD),
+        provides_appliance=VIRTUAL_APPLIANCE in version.provides,
+    )
+
+
+def installed_appliances(cache) -> list[str]:  # type: ignore[no-untyped-def]
+    """Installed packages that provide virtual-appliance."""
+    return sorted(
+        pkg.name
+        for pkg in cache.get_providing_packages(
+            VIRTUAL_APPLIANCE, candidate_only=False, include_nonvirtual=True
+        )
+        if pkg.installed is not None and VIRTUAL_APPLIANCE in pkg.installed.provides
+    )
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What apt would do: (package, version) to install or upgrade, packages to remove."""
+
+    install: tuple[tuple[str, str], ...]
+    remove: tuple[str, ...]
+
+
+def mark_install(cache, name: str, replace: str | None) -> Changes:  # type: ignore[no-untyped-def]
+    """Let apt's resolver plan the install (and the replaced appliance's removal)."""
+    with cache.actiongroup():
+        if replace:
+            cache[replace].mark_delete()
+        cache[name].mark_install()
+    if cache.broken_count:
+        broken = [pkg.name for pkg in cache if pkg.is_inst_broken or pkg.is_now_broken]
+        raise VatoolsError(
+            f"apt cannot install {name}: unmet dependencies ({', '.join(broken[:10])})",
+            hint=f"see: apt-get install --simulate {name}",
+        )
+    changes = cache.get_changes()
+    return Changes(
+        install=tuple(
+            sorted((p.name, p.candidate.version) for p in changes if p.marked_install or p.marked_upgrade)
+        ),
+        remove=tuple(sorted(p.name for p in changes if p.marked_delete)),
+    )
+
+
+def fetch_archives(cache, progress) -> dict[str, Path]:  # type: ignore[no-untyped-def]
+    """Download the marked packages into apt's archive cache (apt checks each hash).
+
+    Returns package name -> .deb path, for every package to install.
+    """
+    import apt
+
+    archives = Path(apt_pkg.config.find_dir("Dir::Cache::Archives"))
+    acquire = apt_pkg.Acquire(progress)
+    manager = apt_pkg.PackageManager(cache._depcache)
+    try:
+        with cache._archive_lock:
+            manager.get_archives(acquire, cache._list, cache._records)
+            result = acquire.run()
+    except apt.cache.LockFailedException as exc:
+        raise VatoolsError(
+            f"cannot lock apt's archive cache {archives}: another apt is running",
+            hint="wait for it to finish, then try again",
+        ) from exc
+    failed = [item for item in acquire.items if item.status != item.STAT_DONE]
+    if result != acquire.RESULT_CONTINUE or failed:
+        details = "; ".join(f"{item.desc_uri}: {item.error_text}" for item in failed[:5])
+        raise VatoolsError(f"downloading packages failed: {details}", hint="check the network and apt sources")
+    paths = {}
+    for item in acquire.items:
+        deb = Path(item.destfile)
+        paths[deb.name.split("_", 1)[0]] = deb
+    return paths
+
+
+def fetch_uri(uri: str) -> bytes | None:
+    """Fetch one file through apt's own transports; None when it does not exist."""
+    with tempfile.TemporaryDirectory(prefix="vatools-fetch-") as tmp:
+        os.chmod(tmp, 0o755)  # apt's sandbox user must be able to write there
+        dest = Path(tmp) / "file"
+        acquire = apt_pkg.Acquire()
+        item = apt_pkg.AcquireFile(acquire, uri, destfile=str(dest))
+        acquire.run()
+        if item.status != item.STAT_DONE:
+            text = item.error_text or ""
+            if "404" in text or "not found" in text.lower() or "No such file" in text:
+                return None
+            raise VatoolsError(f"cannot fetch {uri}: {text}", hint="check the repository")
+        return dest.read_bytes()
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+

@@ -1,0 +1,70 @@
+"""dpkg's status file, read directly: the fast way to know what is installed.
+
+Reading /var/lib/dpkg/status costs a few milliseconds, where opening apt's cache costs hundreds;
+`valist --installed` and vainstall's before/after comparisons use this.  dpkg keeps entries of
+packages that are not installed ("install ok not-installed", "deinstall ok config-files"): only
+"install ok installed" counts as installed.
+
+>>> text = ("Package: a\\nStatus: install ok installed\\nVersion: 1\\nProvides: virtual-appliance\\n\\n"
+...         "Package: b\\nStatus: unknown ok not-installed\\nProvides: virtual-appliance\\n")
+>>> [p.name for p in parse_status(text) if p.installed and p.provides("virtual-appliance")]
+['a']
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from vatools.run import Target
+
+STATUS_FILE = "/var/lib/dpkg/status"
+
+
+@dataclass(frozen=True)
+class PackageStatus:
+    name: str
+    version: str
+    status: str
+    fields: dict[str, str] = field(compare=False, repr=False)
+
+    @property
+    def installed(self) -> bool:
+        return self.status == "install ok installed"
+
+    def provides(self, virtual: str) -> bool:
+        provided = self.fields.get("Provides", "").split(",")
+        return virtual in (re.split(r"[\s(]", p.strip(), maxsplit=1)[0] for p in provided)
+
+    @property
+    def description(self) -> str:
+        return self.fields.get("Description", "").split("\n", 1)[0]
+
+
+def parse_status(text: str) -> Iterator[PackageStatus]:
+    """The paragraphs of a status file; only the first line of multi-line fields is kept."""
+    for para in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in para.split("\n"):
+            if line and not line[0].isspace():
+                key, _, value = line.partition(":")
+                fields[key] = value.strip()
+        if "Package" in fields:
+            yield PackageStatus(
+                fields["Package"], fields.get("Version", ""), fields.get("Status", ""), fields
+            )
+
+
+def read_status(target: Target) -> list[PackageStatus]:
+    path = target.path(STATUS_FILE)
+    return list(parse_status(path.read_text("utf-8", "replace"))) if path.exists() else []
+
+
+def installed_versions(target: Target) -> dict[str, str]:
+    """Installed "package:arch" -> version (apt and dpkg accept that spelling everywhere)."""
+    return {
+        f"{pkg.name}:{pkg.fields.get('Architecture', 'all')}": pkg.version
+        for pkg in read_status(target)
+        if pkg.installed
+    }

@@ -1,0 +1,446 @@
+"""vainstall: plan, preflight, seed, install, verify -- or roll back.
+
+`prepare()` changes nothing on the system (it may fill apt's download cache): it resolves the
+appliance with apt, downloads the packages apt will install (apt checks their hashes), picks
+and verifies the seed, checks it against the templates of those very packages, and returns a
+`Plan`.  `execute()` snapshots what it will change, applies the seed, runs apt-get, and checks
+the result; any failure after the first change is rolled back.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import select
+import subprocess
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Iterator
+
+from debian.debfile import DebFile
+
+from vatools import aptq, credentials, debconfdb, dpkgstatus, templates
+from vatools.errors import RollbackIncomplete, RolledBack, VatoolsError
+from vatools.progress import ProgressBar, parse_status_line, step
+from vatools.run import Target, run, start
+from vatools.seedcheck import check_against_templates
+from vatools.seedfile import Location, Problem, Seed, Selection, check_syntax, load_seed, parse_seed
+
+SEED_IN_PACKAGE = "/usr/share/vatools/seeds/{name}.seed"
+STATE_DIR = "/var/lib/vatools"
+LOG_FILE = "/var/log/vatools/vainstall.log"
+LOCK_FILE = "/var/lib/vatools/lock"
+DPKG_FRONTEND_LOCK = "/var/lib/dpkg/lock-frontend"
+
+
+@dataclass(frozen=True)
+class Request:
+    name: str
+    seed_file: Path | None = None
+    overrides: tuple[tuple[str, str], ...] = ()  # --set QUESTION=VALUE, in order
+    replace: bool = False
+    target: Target = Target()
+
+
+@dataclass(frozen=True)
+class SeedChoice:
+    seed: Seed
+    source: str  # "repository", "package" or "file"
+    where: str  # the URI or path it came from
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    request: Request
+    appliance: aptq.Candidate
+    seed: SeedChoice  # the effective seed: overrides applied, lines not asked here dropped
+    generate: tuple[str, ...]  # password questions vainstall fills with generated values
+    replaces: str | None
+    changes: aptq.Changes
+    warnings: tuple[Problem, ...]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    plan: Plan
+    secrets: dict[str, str] = field(repr=False)
+    secrets_file: Path | None
+    seconds: float
+    answer_warnings: tuple[str, ...]
+
+
+class SeedRejected(VatoolsError):
+    """The seed has errors; `problems` lists every one of them."""
+
+    def __init__(self, name: str, problems: list[Problem]) -> None:
+        errors = [p for p in problems if p.is_error]
+        lines = [str(p) + (f"\n    hint: {p.hint}" if p.hint else "") for p in problems]
+        super().__init__(
+            f"the seed {name} has {len(errors)} error(s):\n  " + "\n  ".join(lines),
+            hint="fix the seed (or override with --set QUESTION=VALUE); nothing was changed",
+        )
+        self.problems = problems
+
+
+# --- planning: no change to the system -------------------------------------------------------
+
+
+def prepare(request: Request) -> Plan:
+    target = request.target
+    step(f"Reading apt's package lists of {target}")
+    cache = aptq.open_cache(target)
+    appliance = aptq.candidate(cache, request.name)
+    if not appliance.provides_appliance:
+        raise VatoolsError(
+            f"{request.name} is not an appliance: it does not provide {aptq.VIRTUAL_APPLIANCE}",
+            hint="`valist --available` lists the appliances apt can install",
+        )
+    replaces = _appliance_to_replace(aptq.installed_appliances(cache), request)
+    changes = aptq.mark_install(cache, request.name, replaces)
+    unexpected = sorted(set(changes.remove) - {replaces})
+    if unexpected:
+        raise VatoolsError(
+            f"installing {request.name} would remove {', '.join(unexpected)}",
+            hint="vainstall removes nothing but the appliance it replaces; resolve this with apt first",
+        )
+    step(f"Downloading {len(changes.install)} packages (apt verifies each one)")
+    import apt.progress.text
+
+    archives = aptq.fetch_archives(cache, apt.progress.text.AcquireProgress())
+    choice = _choose_seed(request, appliance, archives)
+    packages, known = templates.from_debs(archives.values())
+    installed_packages, installed_templates = templates.from_debconf_db(target)
+    known = {**installed_templates, **known}
+    packages |= installed_packages
+    seed = _apply_overrides(choice.seed, request.overrides, known)
+    problems = check_syntax(seed) + check_against_templates(seed, known, packages)
+    if any(p.is_error for p in problems):
+        raise SeedRejected(choice.where, problems)
+    not_asked = [p.location for p in problems if p.code == "not-asked"]
+    seed = replace(seed, selections=tuple(s for s in seed.selections if s.location not in not_asked))
+    generate = tuple(
+        s.question for s in seed.selections if s.type == "password" and not s.is_flag and s.value == ""
+    )
+    return Plan(
+        request=request,
+        appliance=appliance,
+        seed=replace(choice, seed=seed),
+        generate=generate,
+        replaces=replaces,
+        changes=changes,
+        warnings=tuple(p for p in problems if not p.is_error),
+    )
+
+
+def _appliance_to_replace(installed: list[str], request: Request) -> str | None:
+    if request.name in installed:
+        raise VatoolsError(
+            f"{request.name} is already installed",
+            hint="seeds are for the first install; upgrade it with apt-get upgrade",
+        )
+    if not installed:
+        return None
+    if not request.replace:
+        raise VatoolsError(
+            f"{installed[0]} is installed, and a system runs one appliance at a time",
+            hint=f"`vainstall --replace {request.name}` removes {installed[0]} and installs"
+            f" {request.name} (its data packages stay installed)",
+        )
+    return installed[0]
+
+
+def _choose_seed(request: Request, appliance: aptq.Candidate, archives: dict[str, Path]) -> SeedChoice:
+    """--seed FILE; else the repository's seed, checked against the signed index; else the package's."""
+    if request.seed_file is not None:
+        seed = load_seed(request.seed_file)
+        return SeedChoice(seed, "file", str(request.seed_file), aptq.sha256(request.seed_file.read_bytes()))
+    if appliance.seed_sha256 and appliance.uri.endswith(".deb"):
+        uri = appliance.uri[: -len(".deb")] + ".seed"
+        data = aptq.fetch_uri(uri)
+        if data is not None:
+            digest = aptq.sha256(data)
+            if digest != appliance.seed_sha256.lower():
+                raise VatoolsError(
+                    f"the repository's seed {uri} does not match the signed index"
+                    f" (sha256 {digest}, expected {appliance.seed_sha256})",
+                    hint="the seed was changed after the repository was signed: republish the"
+                    " repository, or pass a seed you trust with --seed FILE",
+                )
+            return SeedChoice(_parse_bytes(data, uri), "repository", uri, digest)
+        step(f"the repository publishes no seed at {uri}; using the one inside the package")
+    deb = archives.get(appliance.name)
+    inside = SEED_IN_PACKAGE.format(name=appliance.name)
+    if deb is None:
+        raise VatoolsError(f"the package file of {appliance.name} was not downloaded")
+    try:
+        data = DebFile(str(deb)).data.get_content(inside)
+    except Exception as exc:  # python-debian raises several types for damaged archives
+        raise VatoolsError(f"cannot read {deb}: {exc}") from exc
+    if data is None:
+        raise VatoolsError(
+            f"{appliance.name} ships no seed at {inside}",
+            hint="pass one with --seed FILE",
+        )
+    return SeedChoice(_parse_bytes(data, f"{deb}:{inside}"), "package", f"{deb}:{inside}", aptq.sha256(data))
+
+
+def _parse_bytes(data: bytes, where: str) -> Seed:
+    try:
+        return parse_seed(data.decode("utf-8"), where)
+    except UnicodeDecodeError as exc:
+        raise VatoolsError(f"{where}: the seed is not valid UTF-8") from exc
+
+
+def _apply_overrides(
+    seed: Seed, overrides: tuple[tuple[str, str], ...], known: dict[str, templates.Template]
+) -> Seed:
+    for index, (question, value) in enumerate(overrides, start=1):
+        where = Location("--set", index)
+        if "\n" in value or value.endswith("\\"):
+            raise VatoolsError(f"--set {question}: a value cannot span lines or end in a backslash")
+        if seed.answer(question) is not None:
+            seed = seed.with_value(question, value, where)
+        elif question in known:
+            template = known[question]
+            seed = seed.with_selection(Selection(template.owner, question, template.type, value, where))
+        else:
+            raise VatoolsError(
+                f"--set {question}: no package being installed asks that question",
+                hint="check the name; `vatools seed skeleton PKG` lists a package's questions",
+            )
+    return seed
+
+
+# --- execution: every change is undone on failure --------------------------------------------
+
+
+def execute(plan: Plan) -> Outcome:
+    target = plan.request.target
+    begun = time.monotonic()
+    with _vatools_lock(target):
+        _refuse_if_dpkg_busy(target)
+        debconf_before = debconfdb.snapshot(target)
+        installed_before = dpkgstatus.installed_versions(target)
+        secrets = _generated_secrets(plan)
+        try:
+            step("Seeding debconf")
+            debconfdb.apply(target, _with_values(plan.seed.seed, secrets))
+            _run_apt_get(plan)
+            _verify_installed(target, plan.appliance.name)
+        except BaseException as exc:
+            _roll_back(target, plan, debconf_before, installed_before, exc)
+            raise AssertionError("unreachable")  # _roll_back always raises
+        answer_warnings = _compare_answers(target, plan, secrets)
+        secrets_file = credentials.store(target, plan.appliance.name, secrets) if secrets else None
+        _write_record(target, plan)
+    return Outcome(plan, secrets, secrets_file, time.monotonic() - begun, answer_warnings)
+
+
+@contextmanager
+def _vatools_lock(target: Target) -> Iterator[None]:
+    """One vainstall at a time per system."""
+    path = target.path(LOCK_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise VatoolsError(
+                "another vainstall is running on this system", hint="wait for it to finish"
+            ) from exc
+        yield
+
+
+def _refuse_if_dpkg_busy(target: Target) -> None:
+    path = target.path(DPKG_FRONTEND_LOCK)
+    if not path.exists():
+        return
+    with open(path, "w") as handle:
+        try:
+            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            raise VatoolsError(
+                "another apt or dpkg is running (it holds /var/lib/dpkg/lock-frontend)",
+                hint="wait for it to finish, then run vainstall again; nothing was changed",
+            ) from exc
+        fcntl.lockf(handle, fcntl.LOCK_UN)
+
+
+def _generated_secrets(plan: Plan) -> dict[str, str]:
+    """One password per primary question; a confirmation gets its primary's value."""
+    answers = plan.seed.seed.answers()
+    asked = {q: templates.Template(q, "password", answers[q].owner) for q in plan.generate}
+    confirms = templates.password_pairs(asked)
+    values = {q: credentials.generate_password() for q in plan.generate if q not in confirms}
+    for confirm, primary in confirms.items():
+        values[confirm] = values.get(primary) or credentials.generate_password()
+    return values
+
+
+def _with_values(seed: Seed, values: dict[str, str]) -> Seed:
+    for question, value in values.items():
+        seed = seed.with_value(question, value, seed.answers()[question].location)
+    return seed
+
+
+def _run_apt_get(plan: Plan) -> None:
+    target = plan.request.target
+    argv = [
+        "apt-get", "install", "--yes",
+        "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
+        plan.appliance.name,
+    ]
+    if plan.replaces:
+        argv.append(f"{plan.replaces}-")
+    else:
+        argv.insert(2, "--no-remove")
+    log_path = target.path(LOG_FILE)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    read_fd, write_fd = os.pipe()
+    argv[2:2] = ["-o", f"APT::Status-Fd={write_fd}"]
+    bar = ProgressBar("Installing")
+    step(f"Installing {plan.appliance.name} and {len(plan.changes.install) - 1} more packages"
+         f" (apt's output: {LOG_FILE})")
+    with open(log_path, "wb") as log:
+        proc = start(argv, target=target, env=_apt_env(), stdout=log, pass_fds=(write_fd,))
+        os.close(write_fd)
+        errors = _follow_status(proc, read_fd, bar)
+    if proc.returncode != 0:
+        tail = "\n".join(log_path.read_text("utf-8", "replace").splitlines()[-12:])
+        detail = "; ".join(errors) if errors else f"apt-get exited with status {proc.returncode}"
+        raise VatoolsError(f"the installation failed: {detail}\n{tail}")
+    bar.done(f"{plan.appliance.name} installed")
+
+
+def _apt_env() -> dict[str, str]:
+    return {"DEBIAN_FRONTEND": "noninteractive", "APT_LISTCHANGES_FRONTEND": "none"}
+
+
+def _follow_status(proc: subprocess.Popen[bytes], read_fd: int, bar: ProgressBar) -> list[str]:
+    """Show apt's progress until it exits; returns dpkg's error lines.
+
+    A daemon started by a maintainer script may inherit the pipe and keep it open, so the
+    loop ends when apt-get exits, not at end of file.
+    """
+    errors: list[str] = []
+    buffer = b""
+    try:
+        while True:
+            ready, _, _ = select.select([read_fd], [], [], 0.5)
+            if ready:
+                chunk = os.read(read_fd, 65536)
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for raw in lines:
+                    status = parse_status_line(raw.decode("utf-8", "replace"))
+                    if status is None:
+                        continue
+                    if status.kind == "pmerror":
+                        errors.append(f"{status.package}: {status.text}")
+                    elif status.kind in ("pmstatus", "dlstatus"):
+                        bar.update(status.percent, status.text)
+                if not chunk and proc.poll() is not None:
+                    break
+            elif proc.poll() is not None:
+                break
+    except BaseException:
+        # Interrupted: stop apt-get and everything it started, then let rollback run.
+        _stop(proc)
+        raise
+    finally:
+        os.close(read_fd)
+    proc.wait()
+    return errors
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _verify_installed(target: Target, name: str) -> None:
+    for pkg in dpkgstatus.read_status(target):
+        if pkg.name == name and pkg.installed:
+            return
+    raise VatoolsError(f"apt-get finished but {name} is not installed (dpkg status)")
+
+
+def _compare_answers(target: Target, plan: Plan, secrets: dict[str, str]) -> tuple[str, ...]:
+    """Seeded answers that debconf no longer holds (a package may legitimately rewrite some)."""
+    now = debconfdb.values(target)
+    warnings = []
+    for question, sel in plan.seed.seed.answers().items():
+        if sel.type in ("password", "note", "text", "title") or question not in now:
+            continue
+        if now[question] != sel.value:
+            warnings.append(f"{question}: seeded {sel.value!r}, debconf now holds {now[question]!r}")
+    return tuple(warnings)
+
+
+def _write_record(target: Target, plan: Plan) -> None:
+    """Remember where the seed came from, for valist and for support."""
+    path = target.path(f"{STATE_DIR}/installed/{plan.appliance.name}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "name": plan.appliance.name,
+        "version": plan.appliance.version,
+        "seed": {"source": plan.seed.source, "where": plan.seed.where, "sha256": plan.seed.sha256},
+        "replaced": plan.replaces,
+        "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    path.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _roll_back(
+    target: Target,
+    plan: Plan,
+    debconf_before: debconfdb.DebconfSnapshot,
+    installed_before: dict[str, str],
+    cause: BaseException,
+) -> None:
+    """Undo a failed install: purge what it added, reinstate what it removed, restore debconf."""
+    reason = "interrupted" if isinstance(cause, KeyboardInterrupt) else str(cause)
+    step("Rolling back")
+    problems: list[str] = []
+    now = dpkgstatus.installed_versions(target)
+    added = sorted(set(now) - set(installed_before))
+    if added:
+        result = run(["apt-get", "purge", "--yes", *added], target=target, env=_apt_env(), check=False)
+        if result.returncode != 0:
+            result = run(["dpkg", "--purge", "--force-remove-reinstreq", *added], target=target,
+                         env=_apt_env(), check=False)
+            if result.returncode != 0:
+                problems.append(f"purging {' '.join(added)} failed")
+    removed = {pkg: v for pkg, v in installed_before.items() if pkg not in dpkgstatus.installed_versions(target)}
+    if removed:
+        specs = [f"{pkg.rsplit(':', 1)[0]}={version}" for pkg, version in removed.items()]
+        result = run(["apt-get", "install", "--yes", *specs], target=target, env=_apt_env(), check=False)
+        if result.returncode != 0:
+            problems.append(f"reinstalling {' '.join(specs)} failed")
+    debconfdb.restore(target, debconf_before)
+    if dpkgstatus.installed_versions(target) != installed_before and not problems:
+        problems.append("the set of installed packages differs from before")
+    if problems:
+        raise RollbackIncomplete(
+            f"installing {plan.appliance.name} failed ({reason}), and rolling back failed: "
+            + "; ".join(problems),
+            hint="repair with: dpkg --configure -a && apt-get --fix-broken install; "
+            f"the log is {LOG_FILE}",
+        ) from cause
+    raise RolledBack(
+        f"installing {plan.appliance.name} failed: {reason}\nEverything was rolled back:"
+        " the installed packages and the debconf database are as before.",
+        hint=f"apt's output is in {LOG_FILE}",
+    ) from cause

@@ -1,0 +1,146 @@
+"""debconf templates, read from .deb files or from a system's debconf database.
+
+A template says what a question is: its type, default and, for select and multiselect, its
+choices.  vatools checks seeds against the templates of the very packages apt will install
+(their .debs) and of packages already installed (the target's templates.dat).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from debian.deb822 import Deb822
+from debian.debfile import DebFile, DebError
+
+from vatools.errors import VatoolsError
+from vatools.run import Target
+from vatools.seedfile import split_choices
+
+# Names of a password question's confirmation: dokuwiki/wiki/confirm, root_password_again, ...
+_CONFIRM_NAME = re.compile(r"(confirm|again|repeat|verify|2)$")
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    type: str
+    owner: str  # the package that ships the template
+    default: str = ""
+    choices: tuple[str, ...] | None = None  # None: not a choice type, or computed at run time
+    description: str = ""
+
+
+def parse_templates(text: str, owner: str) -> dict[str, Template]:
+    """Parse a package's templates file (the untranslated fields; Choices-C wins over Choices).
+
+    >>> t = parse_templates("Template: a/b\\nType: select\\nChoices-C: x, y\\nChoices: X, Y\\n"
+    ...                     "Default: x\\nDescription: Pick\\n Long text.\\n", "pkg")
+    >>> t["a/b"].choices, t["a/b"].description, t["a/b"].owner
+    (('x', 'y'), 'Pick', 'pkg')
+    """
+    found: dict[str, Template] = {}
+    for para in Deb822.iter_paragraphs(text.splitlines(keepends=True)):
+        name = para.get("Template") or para.get("Name")
+        type_ = para.get("Type")
+        if not name or not type_:
+            continue
+        found[name] = Template(
+            name=name,
+            type=type_.strip(),
+            owner=owner,
+            default=para.get("Default", ""),
+            choices=_choices(type_.strip(), para.get("Choices-C") or para.get("Choices")),
+            description=(para.get("Description") or "").split("\n")[0].strip(),
+        )
+    return found
+
+
+def _choices(type_: str, field: str | None) -> tuple[str, ...] | None:
+    if type_ not in ("select", "multiselect") or field is None or "${" in field:
+        return None
+    return tuple(split_choices(field.replace("\n", " ")))
+
+
+def from_deb(path: Path) -> tuple[str, dict[str, Template]]:
+    """The package name of a .deb and the templates in its control archive (maybe none)."""
+    try:
+        deb = DebFile(str(path))
+        package = deb.debcontrol()["Package"]
+        if not deb.control.has_file("templates"):
+            return package, {}
+        text = deb.control.get_content("templates", encoding="utf-8")
+    except (DebError, OSError, KeyError, ValueError) as exc:
+        raise VatoolsError(f"cannot read {path}: {exc}", hint="is it a .deb file?") from exc
+    return package, parse_templates(text, package)
+
+
+def from_debs(paths: Iterable[Path]) -> tuple[set[str], dict[str, Template]]:
+    """The packages and the templates of several .debs."""
+    packages: set[str] = set()
+    templates: dict[str, Template] = {}
+    for path in paths:
+        package, found = from_deb(path)
+        packages.add(package)
+        templates.update(found)
+    return packages, templates
+
+
+def from_debconf_db(target: Target) -> tuple[set[str], dict[str, Template]]:
+    """Templates registered in a system's debconf database, with the packages owning them."""
+    owners = _question_owners(target.path("/var/cache/debconf/config.dat"))
+    path = target.path("/var/cache/debconf/templates.dat")
+    if not path.exists():
+        return set(), {}
+    templates: dict[str, Template] = {}
+    for name, template in parse_templates(path.read_text("utf-8", "replace"), "").items():
+        owner = owners.get(name, "")
+        if owner:
+            templates[name] = Template(
+                name, template.type, owner, template.default, template.choices,
+                template.description,
+            )
+    return set(owners.values()), templates
+
+
+def _question_owners(config_dat: Path) -> dict[str, str]:
+    """Template name -> first owner, from debconf's config.dat."""
+    if not config_dat.exists():
+        return {}
+    owners: dict[str, str] = {}
+    for para in Deb822.iter_paragraphs(config_dat.read_text("utf-8", "replace").splitlines(True)):
+        names = (para.get("Owners") or "").replace(",", " ").split()
+        if names and para.get("Template"):
+            owners[para["Template"]] = names[0]
+    return owners
+
+
+def password_pairs(templates: Mapping[str, Template]) -> dict[str, str]:
+    """Password questions that must carry the same answer: confirmation -> primary question.
+
+    A confirmation is a password question of the same package, in the same directory, whose
+    name ends like "confirm", "again" or "2".
+
+    >>> t = {n: Template(n, "password", "dokuwiki") for n in
+    ...      ("dokuwiki/wiki/password", "dokuwiki/wiki/confirm")}
+    >>> password_pairs(t)
+    {'dokuwiki/wiki/confirm': 'dokuwiki/wiki/password'}
+    """
+    groups: dict[tuple[str, str], list[str]] = {}
+    for t in templates.values():
+        if t.type == "password":
+            groups.setdefault((t.owner, t.name.rpartition("/")[0]), []).append(t.name)
+    pairs: dict[str, str] = {}
+    for names in groups.values():
+        confirms = [n for n in names if _CONFIRM_NAME.search(n.rpartition("/")[2])]
+        primaries = [n for n in names if n not in confirms]
+        for confirm in confirms:
+            base = confirm.rpartition("/")[2]
+            match = [p for p in primaries if base.startswith(p.rpartition("/")[2])]
+            if len(match) == 1:
+                pairs[confirm] = match[0]
+            elif len(primaries) == 1:
+                pairs[confirm] = primaries[0]
+    return pairs
