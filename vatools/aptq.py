@@ -132,6 +132,15 @@ def mark_install(cache, name: str, replace: str | None) -> Changes:  # type: ign
     )
 
 
+def mark_all(cache, names: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """Mark packages for installation together (for looking at their templates)."""
+    with cache.actiongroup():
+        for name in names:
+            cache[name].mark_install()
+    if cache.broken_count:
+        raise VatoolsError(f"apt cannot install {' '.join(names)} together: unmet dependencies")
+
+
 def fetch_archives(cache, progress) -> dict[str, Path]:  # type: ignore[no-untyped-def]
     """Download the marked packages into apt's archive cache (apt checks each hash).
 

@@ -7,32 +7,47 @@ value that is not a choice, or a password whose confirmation is missing: the tem
 from __future__ import annotations
 
 import difflib
-from typing import AbstractSet as Set, Mapping
+from pathlib import Path
+from typing import AbstractSet as Set, Mapping, Sequence
 
-from vatools.seedfile import Problem, Seed, Selection, split_choices
+from vatools import templates
+from vatools.run import Target
+from vatools.seedfile import (
+    VALUE_TYPES,
+    Problem,
+    Seed,
+    Selection,
+    check_syntax,
+    load_seed,
+    split_choices,
+)
 from vatools.templates import Template, password_pairs
 
 
 def check_against_templates(
-    seed: Seed, templates: Mapping[str, Template], packages: Set[str]
+    seed: Seed, templates: Mapping[str, Template], packages: Set[str], complete: bool = True
 ) -> list[Problem]:
     """Problems visible once the templates are known: questions, types, choices, password pairs.
 
-    `templates` are those of the packages that will be installed or are installed (`packages`).
+    `templates` are those of `packages`: the packages that will be installed and those that are.
     A question that its owner package does not ask on this release is a warning (code
     "not-asked": vainstall skips the line); an unknown question that looks like a typo of one
-    it does ask, or whose owner is not among `packages`, is an error.
+    it does ask is an error, and so is one whose owner is not among `packages` -- unless the
+    templates are not `complete` (only what a system happens to have installed), when such a
+    line simply cannot be checked.
     """
     problems: list[Problem] = []
     answers = seed.answers()
     for sel in seed.selections:
         template = templates.get(sel.question)
         if template is None:
-            if not sel.is_flag or sel.question not in answers:
+            if (complete or sel.owner in packages) and (
+                not sel.is_flag or sel.question not in answers
+            ):
                 problems.append(_unknown_question(sel, templates, packages))
             continue
-        if sel.is_flag:
-            continue
+        if sel.is_flag or sel.type not in VALUE_TYPES:
+            continue  # flags have no type to compare; unknown types are a syntax error already
         if sel.type != template.type:
             problems.append(
                 Problem(
@@ -46,7 +61,11 @@ def check_against_templates(
         elif template.choices is not None:
             problems.extend(_check_choices(sel, template))
     problems.extend(_check_password_pairs(answers, templates))
-    return problems
+    return sorted(problems, key=_line)
+
+
+def _line(problem: Problem) -> int:
+    return problem.location.line if problem.location else 0
 
 
 def _unknown_question(
@@ -122,3 +141,22 @@ def _check_password_pairs(
                 )
             )
     return problems
+
+
+def check_file(path: Path, target: Target, against: Sequence[str] = ()) -> list[Problem]:
+    """Every problem of a seed file: syntax, and the templates at hand.
+
+    With `against` (package names or .deb files) the templates are those of everything apt
+    would install for them, so the check is complete; without, only the questions of packages
+    the target already has installed can be checked.
+    """
+    seed = load_seed(path)
+    problems = check_syntax(seed)
+    installed_packages, installed = templates.from_debconf_db(target)
+    if against:
+        packages, found = templates.for_packages(target, against)
+        known = {**installed, **found}
+        problems += check_against_templates(seed, known, packages | installed_packages)
+    else:
+        problems += check_against_templates(seed, installed, installed_packages, complete=False)
+    return sorted(problems, key=_line)

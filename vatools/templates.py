@@ -7,11 +7,14 @@ choices.  vatools checks seeds against the templates of the very packages apt wi
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
+import apt_pkg
 from debian.deb822 import Deb822
 from debian.debfile import DebFile, DebError
 
@@ -144,3 +147,30 @@ def password_pairs(templates: Mapping[str, Template]) -> dict[str, str]:
             elif len(primaries) == 1:
                 pairs[confirm] = primaries[0]
     return pairs
+
+
+def for_packages(target: Target, specs: Iterable[str]) -> tuple[set[str], dict[str, Template]]:
+    """Templates of .deb files (paths) and of named packages with all that apt would install
+    with them, downloaded into a temporary directory: nothing on the system changes."""
+    from vatools import aptq
+
+    debs = [Path(s) for s in specs if s.endswith(".deb")]
+    names = [s for s in specs if not s.endswith(".deb")]
+    packages, found = from_debs(debs)
+    if names:
+        with tempfile.TemporaryDirectory(prefix="vatools-templates-") as tmp:
+            os.chmod(tmp, 0o755)  # apt's download sandbox user writes here
+            (Path(tmp) / "partial").mkdir(mode=0o755)
+            aptq.configure(target)
+            apt_pkg.config.set("Dir::Cache::Archives", tmp)
+            cache = aptq.open_cache(target)
+            for name in names:
+                aptq.candidate(cache, name)  # refuses unknown names clearly
+            aptq.mark_all(cache, names)
+            import apt.progress.base
+
+            archives = aptq.fetch_archives(cache, apt.progress.base.AcquireProgress())
+            more_packages, more = from_debs(archives.values())
+            packages |= more_packages
+            found.update(more)
+    return packages, found

@@ -1,0 +1,5 @@
+import sys
+
+from vatools.cli.main import main
+
+sys.exit(main())

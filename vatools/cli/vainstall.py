@@ -1,0 +1,144 @@
+"""vainstall: install an appliance with every debconf answer taken from its seed."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from vatools.cli import common
+from vatools.errors import UsageError, VatoolsError
+
+DESCRIPTION = """\
+Install the appliance NAME: a package that provides virtual-appliance.
+
+vainstall resolves NAME with apt, downloads what apt will install, takes the
+appliance's seed (--seed FILE; else the seed published beside the package in the
+repository, checked against the signed index; else the seed inside the package),
+checks every answer against the debconf templates of those very packages, shows the
+plan, applies the seed to debconf and installs with apt-get. Passwords the seed
+leaves empty are generated, shown once and stored root-only. Any failure after the
+first change is rolled back."""
+
+EPILOG = """\
+examples:
+  vainstall dokuwiki-appliance
+  vainstall --dry-run --set dokuwiki/wiki/title="Team Wiki" dokuwiki-appliance
+  vainstall --replace --yes moinmoin-appliance"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = common.parser("vainstall", DESCRIPTION, EPILOG)
+    p.add_argument("name", metavar="NAME", help="the appliance package to install")
+    p.add_argument("--seed", metavar="FILE", type=Path, help="use this seed file instead of the appliance's own")
+    p.add_argument(
+        "--set",
+        metavar="QUESTION=VALUE",
+        action="append",
+        default=[],
+        dest="overrides",
+        help="override one answer of the seed (repeatable)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="show the plan; change nothing")
+    p.add_argument("--replace", action="store_true", help="replace the appliance already installed")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    common.add_target_options(p)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    return common.main_wrapper("vainstall", _vainstall, args)
+
+
+def _interrupt(signum: int, frame: object) -> NoReturn:
+    # SIGTERM takes the same careful way out as Ctrl-C: stop apt, roll back.
+    raise KeyboardInterrupt
+
+
+def _vainstall(args: argparse.Namespace) -> int:
+    from vatools import install
+
+    common.require_root("vainstall")
+    request = install.Request(
+        name=args.name,
+        seed_file=args.seed,
+        overrides=tuple(_parse_override(o) for o in args.overrides),
+        replace=args.replace,
+        target=common.target(args),
+    )
+    plan = install.prepare(request)
+    _print_plan(plan)
+    if args.dry_run:
+        print("\nDry run: nothing was changed.")
+        return 0
+    if not args.yes:
+        _confirm()
+    outcome = install.execute(plan)
+    _print_outcome(outcome)
+    return 0
+
+
+def _parse_override(text: str) -> tuple[str, str]:
+    question, sep, value = text.partition("=")
+    if not sep or not question or "/" not in question:
+        raise UsageError(
+            f"--set {text!r}: expected QUESTION=VALUE", hint="for example --set dokuwiki/wiki/title=Wiki"
+        )
+    return question, value
+
+
+def _confirm() -> None:
+    if not sys.stdin.isatty():
+        raise VatoolsError(
+            "not asking for confirmation: standard input is not a terminal",
+            hint="add --yes to install without confirmation; nothing was changed",
+        )
+    answer = input("\nInstall? [y/N] ").strip().lower()
+    if answer not in ("y", "yes"):
+        raise VatoolsError("cancelled; nothing was changed")
+
+
+def _print_plan(plan) -> None:  # type: ignore[no-untyped-def]
+    a = plan.appliance
+    seed = plan.seed
+    print(f"\nAppliance:  {a.name} {a.version} -- {a.description}")
+    if seed.source == "repository":
+        origin = f"repository, {seed.where} (sha256 matches the signed index)"
+    elif seed.source == "package":
+        origin = f"inside the package, {seed.where}"
+    else:
+        origin = f"file {seed.where}"
+    print(f"Seed:       {origin}")
+    answers = seed.seed.answers()
+    print(f"Answers:    {len(answers)} ({len(plan.generate)} password(s) to generate)")
+    for sel in answers.values():
+        if sel.type == "password":
+            shown = "(generated)" if sel.question in plan.generate else "(given, hidden)"
+        else:
+            shown = sel.value
+        print(f"  {sel.owner} {sel.question} {sel.type} {shown}")
+    for problem in plan.warnings:
+        print(f"  {problem}")
+    if plan.replaces:
+        print(f"Replaces:   {plan.replaces} (removed; the packages it pulled in stay)")
+    names = [name for name, _ in plan.changes.install]
+    print(f"Installs:   {len(names)} packages: {' '.join(names)}")
+
+
+def _print_outcome(outcome) -> None:  # type: ignore[no-untyped-def]
+    plan = outcome.plan
+    print(f"\n{plan.appliance.name} {plan.appliance.version} is installed ({outcome.seconds:.0f} s).")
+    for warning in outcome.answer_warnings:
+        print(f"  note: {warning}")
+    if outcome.secrets:
+        print(f"\nGenerated passwords (shown once; stored root-only in {outcome.secrets_file}):")
+        for question, value in outcome.secrets.items():
+            print(f"  {question}: {value}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
