@@ -71,8 +71,9 @@ def build_depends(source_dir: Path) -> str:
     with (source_dir / "debian" / "control").open(encoding="utf-8") as f:
         para = Deb822(f)
     fields = ("Build-Depends", "Build-Depends-Arch", "Build-Depends-Indep")
-    parts = ["build-essential"] + [" ".join(para[k].split()) for k in fields if para.get(k)]
-    return ", ".join(parts)
+    relations = [" ".join(r.split()) for k in fields for r in para.get(k, "").split(",")]
+    # Trailing commas (a common style) leave empty items that apt would refuse.
+    return ", ".join(["build-essential"] + [r for r in relations if r])
 
 
 def check_suite(suite: str) -> str:
