@@ -171,6 +171,22 @@ def fetch_archives(cache, progress) -> dict[str, Path]:  # type: ignore[no-untyp
     return paths
 
 
+def acquire_progress(bar):  # type: ignore[no-untyped-def]
+    """An apt download progress that drives one of our progress bars."""
+    import apt.progress.base
+
+    class BarProgress(apt.progress.base.AcquireProgress):  # type: ignore[misc]
+        def pulse(self, owner) -> bool:  # type: ignore[no-untyped-def]
+            total = self.total_bytes or 1
+            bar.update(100.0 * self.current_bytes / total, f"{self.current_items} of {self.total_items} files")
+            return True
+
+        def stop(self) -> None:
+            bar.done(f"{self.total_items} files, {self.fetched_bytes / 1e6:.1f} MB fetched")
+
+    return BarProgress()
+
+
 def fetch_uri(uri: str) -> bytes | None:
     """Fetch one file through apt's own transports; None when it does not exist."""
     with tempfile.TemporaryDirectory(prefix="vatools-fetch-") as tmp:

@@ -108,9 +108,7 @@ def prepare(request: Request) -> Plan:
             hint="vainstall removes nothing but the appliance it replaces; resolve this with apt first",
         )
     step(f"Downloading {len(changes.install)} packages (apt verifies each one)")
-    import apt.progress.text
-
-    archives = aptq.fetch_archives(cache, apt.progress.text.AcquireProgress())
+    archives = aptq.fetch_archives(cache, aptq.acquire_progress(ProgressBar("Downloading")))
     choice = _choose_seed(request, appliance, archives)
     packages, known = templates.from_debs(archives.values())
     installed_packages, installed_templates = templates.from_debconf_db(target)
@@ -341,7 +339,7 @@ def _follow_status(proc: subprocess.Popen[bytes], read_fd: int, bar: ProgressBar
                         continue
                     if status.kind == "pmerror":
                         errors.append(f"{status.package}: {status.text}")
-                    elif status.kind in ("pmstatus", "dlstatus"):
+                    elif status.kind == "pmstatus":  # downloads were done while planning
                         bar.update(status.percent, status.text)
                 if not chunk and proc.poll() is not None:
                     break

@@ -52,6 +52,16 @@ def _add_seed_commands(commands: argparse._SubParsersAction) -> None:
     check.add_argument("--json", action="store_true", help="print the problems as JSON")
     common.add_target_options(check)
     check.set_defaults(func=_seed_check)
+    skeleton = seed_commands.add_parser(
+        "skeleton",
+        help="print a seed skeleton from the packages' real debconf templates",
+        description="Print, on standard output, every debconf question that installing PKG"
+        " (with all that apt would install with it) asks, as commented-out seed lines with"
+        " type, default, choices and description. Changes nothing.",
+    )
+    skeleton.add_argument("packages", metavar="PKG", nargs="+")
+    common.add_target_options(skeleton)
+    skeleton.set_defaults(func=_seed_skeleton)
 
 
 def _seed_check(args: argparse.Namespace) -> int:
@@ -82,6 +92,13 @@ def _seed_check(args: argparse.Namespace) -> int:
                 print(f"    hint: {problem.hint}")
         print(f"{args.file}: {errors} error(s), {len(problems) - errors} warning(s)")
     return 1 if errors else 0
+
+
+def _seed_skeleton(args: argparse.Namespace) -> int:
+    from vatools.skeleton import seed_skeleton
+
+    sys.stdout.write(seed_skeleton(common.target(args), args.packages))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import textwrap
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -125,8 +126,9 @@ def _print_plan(plan) -> None:  # type: ignore[no-untyped-def]
         print(f"  {problem}")
     if plan.replaces:
         print(f"Replaces:   {plan.replaces} (removed; the packages it pulled in stay)")
-    names = [name for name, _ in plan.changes.install]
-    print(f"Installs:   {len(names)} packages: {' '.join(names)}")
+    names = " ".join(name for name, _ in plan.changes.install)
+    print(f"Installs:   {len(plan.changes.install)} packages:")
+    print(textwrap.fill(names, width=100, initial_indent="  ", subsequent_indent="  "), flush=True)
 
 
 def _print_outcome(outcome) -> None:  # type: ignore[no-untyped-def]
