@@ -1,0 +1,237 @@
+"""Creating an .abf from the appliance installed in a target.
+
+Plan (read the declaration, scan the roots and refuse what a restore would refuse), then
+act: stop services, run backup-pre, stream each root into its tar.gz member, run
+backup-post, start services. The file is written as NAME.partial and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import socket
+import stat
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from vatools.backup import actions
+from vatools.backup.accounts import Accounts
+from vatools.backup.info import (INFO_MEMBER, SUMS_MEMBER, TAR_MEMBERS, VERSION_MEMBER,
+                                 FORMAT_VERSION, ArchiveSize, Info, info_for)
+from vatools.backup.manifest import (BackupManifest, Root, installed_appliance,
+                                     installed_versions)
+from vatools.backup.members import inside_roots, mode_problem, symlink_destination
+from vatools.backup.streams import CHUNK, GzipThreadWriter, HashingWriter
+from vatools.errors import VatoolsError
+from vatools.run import Target
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Created:
+    path: Path
+    info: Info
+
+
+def _walk(path: Path) -> Iterator[Path]:
+    """The tree below `path`, parents before children, in a stable order."""
+    with os.scandir(path) as entries:
+        names = sorted(e.name for e in entries)
+    for name in names:
+        child = path / name
+        yield child
+        if stat.S_ISDIR(child.lstat().st_mode):
+            yield from _walk(child)
+
+
+def _refusal(target: Target, root: Root, fs_path: Path, st: os.stat_result,
+             manifest: BackupManifest) -> str | None:
+    """Why an entry cannot go into a backup (the same rules a restore applies), or None."""
+    mode = st.st_mode
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        return "is not a directory, regular file or symlink"
+    problem = mode_problem(mode, stat.S_ISDIR(mode))
+    if problem:
+        return problem
+    if stat.S_ISLNK(mode):
+        inside = "/" + str(fs_path.relative_to(target.root)) if not target.is_host else str(fs_path)
+        dest = symlink_destination(inside, os.readlink(fs_path))
+        if not inside_roots(dest, manifest.roots):
+            return f"is a symlink to {dest}, outside the declared backup paths"
+    return None
+
+
+def scan(target: Target, manifest: BackupManifest) -> int:
+    """Check every entry of every root before anything happens; return the bytes to copy."""
+    total = 0
+    for root in manifest.roots:
+        top = target.path(root.path)
+        if not os.path.lexists(top):
+            continue
+        st = top.lstat()
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            raise VatoolsError(f"{root.path} is neither a directory nor a regular file",
+                               hint="declare the real path, not a symlink to it")
+        for path in [top, *(_walk(top) if stat.S_ISDIR(st.st_mode) else [])]:
+            st = path.lstat()
+            problem = _refusal(target, root, path, st, manifest)
+            if problem:
+                raise VatoolsError(f"cannot back up {path}: it {problem}",
+                                   hint="a restore would refuse it; fix the file or narrow the "
+                                   "appliance's Vatools-Backup-* paths")
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    return total
+
+
+def default_output(manifest: BackupManifest, now: datetime.datetime) -> Path:
+    version = manifest.version.replace(":", "_")
+    return Path.cwd() / f"{manifest.appliance}_{version}_{now:%Y%m%dT%H%M%SZ}.abf"
+
+
+def _hostname(target: Target) -> str:
+    if target.is_host:
+        return socket.gethostname()
+    try:
+        return target.path("/etc/hostname").read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
+class _TreeWriter:
+    """Adds roots to a tar stream with owners named as the target names them."""
+
+    def __init__(self, tar: tarfile.TarFile, target: Target, manifest: BackupManifest,
+                 accounts: Accounts, progress: Progress | None, total: int) -> None:
+        self.tar = tar
+        self.target = target
+        self.manifest = manifest
+        self.accounts = accounts
+        self.progress = progress
+        self.total = total
+        self.done = 0
+        self.entries = 0
+        self.content_bytes = 0
+
+    def add_root(self, root: Root) -> None:
+        top = self.target.path(root.path)
+        if not os.path.lexists(top):
+            return  # absent when backed up: a restore removes it too
+        self._add(root, top, root.name)
+        if top.is_dir():
+            for path in _walk(top):
+                self._add(root, path, root.name + "/" + str(path.relative_to(top)))
+
+    def _add(self, root: Root, path: Path, name: str) -> None:
+        st = path.lstat()
+        problem = _refusal(self.target, root, path, st, self.manifest)  # changed since the scan?
+        info = self.tar.gettarinfo(str(path), name) if problem is None else None
+        if info is None:
+            raise VatoolsError(f"cannot back up {path}: it {problem or 'is not a regular file'}")
+        ns = st.st_mtime_ns  # exact, in a pax record (tar --format=posix does the same)
+        info.pax_headers["mtime"] = f"{ns // 10**9}.{ns % 10**9:09d}"
+        info.uname = self.accounts.user_name(info.uid)
+        info.gname = self.accounts.group_name(info.gid)
+        if info.isreg():
+            with open(path, "rb") as handle:
+                try:
+                    self.tar.addfile(info, handle)
+                except OSError as e:
+                    raise VatoolsError(f"{path} changed while it was backed up ({e})",
+                                       hint="is a service writing to it that the appliance does "
+                                       "not list in Vatools-Services?") from e
+            self.done += info.size
+            self.content_bytes += info.size
+            if self.progress:
+                self.progress(self.done, self.total)
+        else:
+            self.tar.addfile(info)
+        self.entries += 1
+        self.tar.members.clear()  # tarfile keeps every header otherwise: memory would grow
+
+
+def _write_archive(zf: zipfile.ZipFile, archive: str, stamp: tuple[int, ...],
+                   roots: tuple[Root, ...], writer_args: dict) -> tuple[ArchiveSize, str]:  # type: ignore[type-arg]
+    zinfo = zipfile.ZipInfo(archive, stamp[:6])  # type: ignore[arg-type]
+    zinfo.compress_type = zipfile.ZIP_STORED  # already gzip-compressed
+    zinfo.external_attr = 0o644 << 16
+    with zf.open(zinfo, "w", force_zip64=True) as member:
+        hashed = HashingWriter(member)  # type: ignore[arg-type]
+        gz = GzipThreadWriter(hashed)
+        try:
+            tar = tarfile.TarFile(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT,  # type: ignore[arg-type]
+                                  copybufsize=CHUNK)
+            tree = _TreeWriter(tar, **writer_args)
+            for root in roots:
+                tree.add_root(root)
+            tar.close()
+        finally:
+            gz.close()
+    size = ArchiveSize(hashed.count, gz.uncompressed, tree.content_bytes, tree.entries)
+    return size, hashed.sha256.hexdigest()
+
+
+def create_backup(target: Target, output: Path | None = None,
+                  progress: Progress | None = None) -> Created:
+    appliance = installed_appliance(target)
+    manifest = appliance.manifest()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    output = (output or default_output(manifest, now)).absolute()
+    if output.exists():
+        raise VatoolsError(f"{output} exists already", hint="choose another --output or remove it")
+    if not output.parent.is_dir():
+        raise VatoolsError(f"directory {output.parent} does not exist")
+    out_inside = str(output)
+    if not target.is_host and output.is_relative_to(target.root):
+        out_inside = "/" + str(output.relative_to(target.root))
+    if inside_roots(out_inside, manifest.roots):
+        raise VatoolsError(f"{output} lies inside a path being backed up",
+                           hint="write the backup elsewhere")
+    total = scan(target, manifest)
+    packages = installed_versions(target, (appliance.name, *appliance.dependencies))
+    partial = output.with_name(output.name + ".partial")
+    accounts = Accounts.of(target)
+    actions.stop_services(target, manifest.services)
+    try:
+        try:
+            actions.run_hook(target, manifest, "backup-pre")
+            sizes, sums = {}, {}
+            stamp = now.timetuple()
+            writer_args = {"target": target, "manifest": manifest, "accounts": accounts,
+                           "progress": progress, "total": total}
+            with open(partial, "xb") as handle, zipfile.ZipFile(handle, "w", allowZip64=True) as zf:
+                version = f"{FORMAT_VERSION}\n".encode()
+                zf.writestr(zipfile.ZipInfo(VERSION_MEMBER, stamp[:6]), version)
+                sums[VERSION_MEMBER] = _sha256(version)
+                for archive in TAR_MEMBERS:
+                    roots = tuple(r for r in manifest.roots if r.archive == archive)
+                    sizes[archive], sums[archive] = _write_archive(zf, archive, stamp, roots,
+                                                                   writer_args)
+                info = info_for(manifest, _hostname(target), now.strftime("%Y-%m-%d %H:%M:%S"),
+                                packages, sizes)
+                text = info.to_yaml().encode()
+                zf.writestr(zipfile.ZipInfo(INFO_MEMBER, stamp[:6]), text)
+                sums[INFO_MEMBER] = _sha256(text)
+                listing = "".join(f"{digest}  {name}\n" for name, digest in sums.items())
+                zf.writestr(zipfile.ZipInfo(SUMS_MEMBER, stamp[:6]), listing)
+                zf.close()
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            actions.run_hook(target, manifest, "backup-post")
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        actions.start_services(target, manifest.services)
+    os.rename(partial, output)
+    return Created(output, info)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,169 @@
+"""The safety rules for the tar members of a backup, applied before anything is written.
+
+A member is accepted only if it is a directory, regular file, symlink or hard link below one
+of the archive's roots, named in normal form, under a directory seen before it (so no
+member can be written through a symlink or a file), seen once, without setuid (or setgid on
+a file), with a symlink target inside the backup's roots and a hard link target seen before.
+The same checker runs in the verify pass and again while staging, so a file changed between
+the two passes is still caught.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import stat
+import tarfile
+from dataclasses import dataclass
+
+from vatools.backup.info import BadBackup
+from vatools.backup.manifest import Root
+
+ALLOWED_TYPES = {tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE,
+                 tarfile.LNKTYPE}
+TYPE_NAMES = {tarfile.CHRTYPE: "a character device", tarfile.BLKTYPE: "a block device",
+              tarfile.FIFOTYPE: "a FIFO", tarfile.CONTTYPE: "a contiguous file",
+              tarfile.GNUTYPE_SPARSE: "a sparse file"}
+
+
+@dataclass(frozen=True)
+class Checked:
+    """An accepted member: where it goes, relative to its root."""
+
+    root: Root
+    rel: str  # "" for the root itself, else "a/b"
+    member: tarfile.TarInfo
+
+    @property
+    def target_path(self) -> str:
+        return self.root.path + ("/" + self.rel if self.rel else "")
+
+
+def inside_roots(path: str, roots: tuple[Root, ...]) -> bool:
+    return any(path == r.path or path.startswith(r.path + "/") for r in roots)
+
+
+def symlink_destination(link_path: str, linkname: str) -> str:
+    """Where a symlink at absolute `link_path` points, lexically."""
+    if linkname.startswith("/"):
+        return posixpath.normpath(linkname)
+    return posixpath.normpath(posixpath.join(posixpath.dirname(link_path), linkname))
+
+
+def mode_problem(mode: int, is_dir: bool) -> str | None:
+    if mode & stat.S_ISUID:
+        return "has the setuid bit"
+    if mode & stat.S_ISGID and not is_dir:
+        return "has the setgid bit"
+    return None
+
+
+def mtime_ns(member: tarfile.TarInfo) -> int:
+    """The exact modification time: the pax record keeps nanoseconds, the float does not."""
+    text = member.pax_headers.get("mtime", "")
+    seconds, _, fraction = text.partition(".")
+    if seconds.lstrip("-").isdigit() and (not fraction or fraction.isdigit()):
+        return int(seconds) * 10**9 + (-1 if seconds.startswith("-") else 1) * int(
+            (fraction + "000000000")[:9] or 0)
+    return int(member.mtime * 10**9)
+
+
+def _normal_relative(name: str) -> bool:
+    parts = name.split("/")
+    return bool(name) and all(p not in ("", ".", "..") for p in parts)
+
+
+class MemberChecker:
+    """Check the members of one tar stream, in order."""
+
+    def __init__(self, archive: str, roots: tuple[Root, ...], all_roots: tuple[Root, ...],
+                 max_tar_bytes: int, v1: bool = False) -> None:
+        self.archive = archive
+        self.roots = {r.name: r for r in roots}
+        self.all_roots = all_roots
+        self.max_tar_bytes = max_tar_bytes
+        self.v1 = v1
+        self.seen: set[str] = set()
+        self.dirs: set[str] = set()
+        self.regular: set[str] = set()
+        self.entries = 0
+        self.content_bytes = 0
+        self.tar_end = 0
+
+    def refuse(self, name: str, problem: str) -> BadBackup:
+        return BadBackup(f"{self.archive}: member {name!r} {problem}",
+                         hint="the backup is damaged or was not made by vatools; nothing was changed")
+
+    def _v1_name(self, name: str) -> str | None:
+        """Format 1 stored absolute paths: map them onto the roots, skip the roots' parents."""
+        path = "/" + name.strip("/")
+        for root in self.roots.values():
+            if path == root.path or path.startswith(root.path + "/"):
+                return root.name + path[len(root.path):]
+            if root.path.startswith(path + "/"):
+                return None
+        raise self.refuse(name, "is outside the directories listed in info.yaml")
+
+    def check(self, member: tarfile.TarInfo) -> Checked | None:
+        name = member.name
+        end = member.offset_data + max(member.size, 0)
+        if member.size < 0 or end > self.max_tar_bytes:
+            raise self.refuse(name, f"claims {member.size} bytes, more than the archive declares "
+                              f"({self.max_tar_bytes} bytes in all): a tar bomb")
+        self.tar_end = max(self.tar_end, end)
+        if self.v1:
+            if name.startswith("/") and ".." not in name.split("/"):
+                mapped = self._v1_name(name)
+                if mapped is None and member.isdir():
+                    return None
+                if mapped is None:
+                    raise self.refuse(name, "is outside the directories listed in info.yaml")
+                name = mapped
+        if name.startswith("/"):
+            raise self.refuse(name, "is an absolute path")
+        if ".." in name.split("/"):
+            raise self.refuse(name, "contains '..'")
+        if not _normal_relative(name) or any(not c.isprintable() for c in name):
+            raise self.refuse(name, "is not a path in normal form")
+        if member.type not in ALLOWED_TYPES:
+            what = TYPE_NAMES.get(member.type, f"of unsupported type {member.type!r}")
+            raise self.refuse(name, f"is {what}")
+        root_name, _, rel = name.partition("/")
+        root = self.roots.get(root_name)
+        if root is None:
+            raise self.refuse(name, "is not under any root of this archive listed in info.yaml")
+        if name in self.seen:
+            raise self.refuse(name, "appears twice")
+        problem = mode_problem(member.mode, member.isdir())
+        if problem:
+            raise self.refuse(name, problem)
+        if not rel:
+            if not (member.isdir() or member.isreg()):
+                raise self.refuse(name, "is a root but neither a directory nor a regular file")
+        elif posixpath.dirname(name) not in self.dirs:
+            raise self.refuse(name, "is not below a directory member that comes before it")
+        path = root.path + ("/" + rel if rel else "")
+        if member.issym():
+            if not member.linkname:
+                raise self.refuse(name, "is a symlink without a target")
+            dest = symlink_destination(path, member.linkname)
+            if not inside_roots(dest, self.all_roots):
+                raise self.refuse(name, f"is a symlink to {member.linkname!r}, outside the backup's "
+                                  "directories")
+        if member.islnk():
+            link = member.linkname
+            if self.v1 and link.startswith("/"):
+                link = self._v1_name(link) or link
+            if link not in self.regular:
+                raise self.refuse(name, f"is a hard link to {member.linkname!r}, which is not a "
+                                  "regular file of this archive before it")
+            member.linkname = link
+        if (member.size and not member.isreg()):
+            raise self.refuse(name, "is not a regular file but carries data")
+        self.seen.add(name)
+        if member.isdir():
+            self.dirs.add(name)
+        elif member.isreg():
+            self.regular.add(name)
+            self.content_bytes += member.size
+        self.entries += 1
+        return Checked(root, rel, member)

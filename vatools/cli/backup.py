@@ -1,0 +1,201 @@
+"""`vatools backup create|verify|inspect|restore|recover`: parse, call one library function, print.
+
+The lead's `vatools` wires this in with `register(subparsers)`; each subcommand sets
+`func=handler`, and handler(args) returns the exit code. Errors are printed here (one line
+and a hint), so the handlers also work on their own: `python3 -m vatools.cli.backup ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from vatools.errors import ExitCode, VatoolsError
+
+PROG = "vatools backup"
+
+
+class ProgressLine:
+    """One updating line on stderr, at most a few times a second, only on a terminal."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.enabled = sys.stderr.isatty()
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.last < 0.25:
+            return
+        self.last = now
+        percent = f" ({100 * done // total}%)" if total else ""
+        sys.stderr.write(f"\r{self.label}: {done / 1e6:,.0f} of {total / 1e6:,.0f} MB{percent}  ")
+        sys.stderr.flush()
+        self.shown = True
+
+    def end(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+            self.shown = False
+
+
+def _target(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from vatools.run import Target
+    return Target(Path(args.root).absolute()) if args.root else Target()
+
+
+def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Map errors to exit codes: a message and a hint for users, a traceback for bugs."""
+
+    def run(args: argparse.Namespace) -> int:
+        if getattr(args, "debug", False):
+            logging.basicConfig(level=logging.DEBUG, format="%(message)s")
+        try:
+            return handler(args)
+        except VatoolsError as e:
+            print(f"{PROG}: error: {e.message}", file=sys.stderr)
+            if e.hint:
+                print(f"  hint: {e.hint}", file=sys.stderr)
+            return int(e.exit_code)
+        except KeyboardInterrupt:
+            print(f"\n{PROG}: interrupted", file=sys.stderr)
+            return int(ExitCode.INTERRUPTED)
+        except Exception:
+            traceback.print_exc()
+            print(f"{PROG}: internal error (a bug in vatools); please report it", file=sys.stderr)
+            return int(ExitCode.INTERNAL)
+
+    return run
+
+
+def create(args: argparse.Namespace) -> int:
+    from vatools.backup.create import create_backup
+    progress = ProgressLine("backing up")
+    try:
+        created = create_backup(_target(args), Path(args.output) if args.output else None,
+                                progress)
+    finally:
+        progress.end()
+    sizes = created.info.sizes
+    total = sum(s.compressed for s in sizes.values())
+    print(f"{created.path}: {created.info.appliance} {created.info.appliance_version}, "
+          f"{sum(s.entries for s in sizes.values())} entries, "
+          f"{sum(s.content_bytes for s in sizes.values())} bytes of content, {total} bytes written")
+    return int(ExitCode.OK)
+
+
+def verify(args: argparse.Namespace) -> int:
+    from vatools.backup.archive import BackupFile
+    from vatools.backup.info import BadBackup
+    progress = ProgressLine("verifying")
+    try:
+        with BackupFile.open(Path(args.file)) as backup:
+            sizes = backup.verify(progress)
+    except BadBackup as e:
+        progress.end()
+        print(f"{args.file}: BAD: {e.message}")
+        return int(ExitCode.PROBLEMS)
+    progress.end()
+    entries = sum(s.entries for s in sizes.values())
+    print(f"{args.file}: OK (format {backup.format_version}, {backup.info.appliance} "
+          f"{backup.info.appliance_version}, {entries} entries, all checksums match)")
+    return int(ExitCode.OK)
+
+
+def inspect(args: argparse.Namespace) -> int:
+    from vatools.backup.archive import BackupFile
+    with BackupFile.open(Path(args.file)) as backup:
+        info = backup.info
+        if args.json:
+            print(json.dumps(info.to_json(), indent=2))
+            return int(ExitCode.OK)
+        print(f"format:     {backup.format_version}")
+        print(f"appliance:  {info.appliance} {info.appliance_version}")
+        print(f"made:       {info.timestamp} on {info.hostname}")
+        print(f"services:   {' '.join(info.services) or '-'}")
+        for root in info.roots:
+            print(f"{root.kind + ':':11} {root.path}  (stored as {root.archive}: {root.name})")
+        for archive, size in info.sizes.items():
+            print(f"{archive}: {size.entries} entries, {size.content_bytes} bytes of content, "
+                  f"{size.compressed} bytes compressed")
+        for name, version in info.packages.items():
+            print(f"package:    {name} {version}")
+        print("(checked: structure, info.yaml checksum; run verify for a full check)")
+    return int(ExitCode.OK)
+
+
+def restore(args: argparse.Namespace) -> int:
+    from vatools.backup.restore import plan_restore, restore as do_restore
+    target = _target(args)
+    progress = ProgressLine("verifying")
+    try:
+        plan = plan_restore(Path(args.file), target, progress)
+    finally:
+        progress.end()
+    for line in plan.describe():
+        print(line)
+    if args.dry_run:
+        plan.backup.close()
+        print("dry run: nothing changed")
+        return int(ExitCode.OK)
+    progress = ProgressLine("restoring")
+    try:
+        do_restore(plan, target, progress, say=lambda text: print(text, file=sys.stderr))
+    finally:
+        progress.end()
+    print(f"restored {args.file} on {target}")
+    return int(ExitCode.OK)
+
+
+def recover(args: argparse.Namespace) -> int:
+    from vatools.backup.restore import recover as do_recover
+    print(do_recover(_target(args)))
+    return int(ExitCode.OK)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add `backup` with its subcommands to the `vatools` parser."""
+    backup = subparsers.add_parser("backup", help="appliance backups (.abf files)",
+                                   description="Create, check and restore appliance backups.")
+    commands = backup.add_subparsers(dest="backup_command", metavar="COMMAND", required=True)
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], text: str,
+                root: bool = True) -> argparse.ArgumentParser:
+        parser = commands.add_parser(name, help=text, description=text)
+        if root:
+            parser.add_argument("--root", metavar="DIR",
+                                help="act on the Debian tree in DIR instead of this system")
+        parser.add_argument("--debug", action="store_true", help="show the commands run")
+        parser.set_defaults(func=_guarded(handler))
+        return parser
+
+    p = command("create", create, "back up the installed appliance to one .abf file")
+    p.add_argument("--output", "-o", metavar="FILE",
+                   help="where to write (default: ./NAME_VERSION_TIMESTAMP.abf)")
+    p = command("verify", verify, "check a backup completely (checksums, every member)", False)
+    p.add_argument("file", metavar="FILE")
+    p = command("inspect", inspect, "show what a backup holds", False)
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print info.yaml as JSON")
+    p = command("restore", restore, "restore a backup: all of it, or nothing")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--dry-run", action="store_true", help="check everything and show the plan")
+    command("recover", recover, "repair after an interrupted restore (undo or finish it)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="vatools")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
