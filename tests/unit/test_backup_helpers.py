@@ -83,3 +83,87 @@ def snapshot(root: Path) -> dict[str, tuple]:
                 state[rel] = ("file", st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns,
                               st.st_nlink, path.read_bytes())
     return state
+
+
+# --- hand-made archives, for hostile input ------------------------------------------------
+
+import gzip  # noqa: E402
+import hashlib  # noqa: E402
+import io  # noqa: E402
+import tarfile  # noqa: E402
+import zipfile  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+import yaml  # noqa: E402
+
+Member = tuple[tarfile.TarInfo, bytes]
+
+
+def entry(name: str, kind: bytes = tarfile.REGTYPE, data: bytes = b"", mode: int = 0o644,
+          linkname: str = "", **fields: Any) -> Member:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = mode if kind != tarfile.DIRTYPE or mode != 0o644 else 0o755
+    info.size = len(data) if kind in (tarfile.REGTYPE, tarfile.AREGTYPE) else 0
+    info.linkname = linkname
+    info.mtime = 1_700_000_000
+    for key, value in fields.items():
+        setattr(info, key, value)
+    return info, data
+
+
+def tar_gz(members: list[Member]) -> tuple[bytes, int, int, int]:
+    """The .tar.gz bytes, uncompressed size, content bytes and entry count."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    tar_bytes = raw.getvalue()
+    content = sum(i.size for i, _ in members if i.isreg())
+    return gzip.compress(tar_bytes, mtime=0), len(tar_bytes), content, len(members)
+
+
+def good_config() -> list[Member]:
+    return [entry("etc-wiki", tarfile.DIRTYPE),
+            entry("etc-wiki/local.php", data=b"<?php $conf['title'] = 'Restored';\n")]
+
+
+def good_data() -> list[Member]:
+    return [entry("var-lib-wiki-data", tarfile.DIRTYPE),
+            entry("var-lib-wiki-data/pages", tarfile.DIRTYPE),
+            entry("var-lib-wiki-data/pages/start.txt", data=b"restored page\n"),
+            entry("var-lib-wiki-users.txt", data=b"admin:restored\n", mode=0o600)]
+
+
+def build_abf(path: Path, config: list[Member] | None = None, data: list[Member] | None = None,
+              info: dict[str, Any] | None = None, version: bytes = b"2\n",
+              tamper: Callable[[dict[str, bytes]], None] | None = None,
+              sums_name: str = "sha256sums", algorithm: str = "sha256") -> Path:
+    """An .abf made by hand: by default a valid backup of wiki-appliance 1.0."""
+    members: dict[str, bytes] = {"version": version}
+    sizes = {}
+    for archive, content in (("sysconfig.tar.gz", good_config() if config is None else config),
+                             ("appdata.tar.gz", good_data() if data is None else data)):
+        blob, tar_bytes, content_bytes, entries = tar_gz(content)
+        members[archive] = blob
+        sizes[archive] = {"compressed": len(blob), "tar_bytes": tar_bytes,
+                          "content_bytes": content_bytes, "entries": entries}
+    description: dict[str, Any] = {
+        "version": "2", "appliance": APPLIANCE, "appliance_version": "1.0",
+        "hostname": "old-host", "timestamp": "2026-11-23 12:00:00",
+        "packages": {APPLIANCE: "1.0"}, "manifest": {}, "services": ["apache2"],
+        "sysconf": {"roots": {"etc-wiki": "/etc/wiki"}},
+        "appdata": {"roots": {"var-lib-wiki-data": "/var/lib/wiki/data",
+                              "var-lib-wiki-users.txt": "/var/lib/wiki/users.txt"}},
+        "sizes": sizes}
+    description.update(info or {})
+    members["info.yaml"] = yaml.safe_dump(description).encode()
+    if tamper:
+        tamper(members)  # may change content after the sizes were taken
+    sums = "".join(f"{hashlib.new(algorithm, blob).hexdigest()}  {name}\n"
+                   for name, blob in members.items() if name != sums_name)
+    members.setdefault(sums_name, sums.encode())
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, blob in members.items():
+            zf.writestr(name, blob)
+    return path
