@@ -7,6 +7,7 @@ code 1 for verify, and that the whole target tree is byte-for-byte and stat-for-
 from __future__ import annotations
 
 import gzip
+import io
 import shutil
 import tarfile
 import zipfile
@@ -177,10 +178,12 @@ def test_tar_bomb_member_size(target: Path, tmp_path: Path, capsys) -> None:
     big[0].size = 1 << 40
 
     def swap_in_bomb(members: dict[str, bytes]) -> None:
-        blob, *_ = tar_gz(good_data())
-        raw = gzip.decompress(blob)
-        header = big[0].tobuf(tarfile.PAX_FORMAT)
-        bomb = raw[:-1024] + header + b"\0" * 1024
+        stream = io.BytesIO()
+        tar = tarfile.open(fileobj=stream, mode="w", format=tarfile.PAX_FORMAT)
+        for info, data in good_data():
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+        header = big[0].tobuf(tarfile.PAX_FORMAT)  # a header only: the data never follows
+        bomb = stream.getvalue() + header + b"\0" * 1024
         members["appdata.tar.gz"] = gzip.compress(bomb)
         import yaml
         info = yaml.safe_load(members["info.yaml"])  # consistent sizes: only the header lies
