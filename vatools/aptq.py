@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pwd
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,7 +191,7 @@ def acquire_progress(bar):  # type: ignore[no-untyped-def]
 def fetch_uri(uri: str) -> bytes | None:
     """Fetch one file through apt's own transports; None when it does not exist."""
     with tempfile.TemporaryDirectory(prefix="vatools-fetch-") as tmp:
-        os.chmod(tmp, 0o755)  # apt's sandbox user must be able to write there
+        let_apt_sandbox_write(Path(tmp))
         dest = Path(tmp) / "file"
         acquire = apt_pkg.Acquire()
         item = apt_pkg.AcquireFile(acquire, uri, destfile=str(dest))
@@ -201,6 +202,16 @@ def fetch_uri(uri: str) -> bytes | None:
                 return None
             raise VatoolsError(f"cannot fetch {uri}: {text}", hint="check the repository")
         return dest.read_bytes()
+
+
+def let_apt_sandbox_write(directory: Path) -> None:
+    """apt downloads as its unprivileged user _apt when it can write the destination."""
+    os.chmod(directory, 0o755)
+    if os.geteuid() == 0:
+        try:
+            os.chown(directory, pwd.getpwnam("_apt").pw_uid, -1)
+        except KeyError:
+            pass  # no _apt user: apt downloads as root, as it says
 
 
 def sha256(data: bytes) -> str:

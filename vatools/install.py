@@ -107,9 +107,15 @@ def prepare(request: Request) -> Plan:
             f"installing {request.name} would remove {', '.join(unexpected)}",
             hint="vainstall removes nothing but the appliance it replaces; resolve this with apt first",
         )
+    early = _seed_before_download(request, appliance)
+    if early is not None:
+        _refuse_syntax_errors(early)
     step(f"Downloading {len(changes.install)} packages (apt verifies each one)")
     archives = aptq.fetch_archives(cache, aptq.acquire_progress(ProgressBar("Downloading")))
-    choice = _choose_seed(request, appliance, archives)
+    choice = early
+    if choice is None:
+        choice = _seed_from_package(appliance, archives)
+        _refuse_syntax_errors(choice)
     packages, known = templates.from_debs(archives.values())
     installed_packages, installed_templates = templates.from_debconf_db(target)
     known = {**installed_templates, **known}
@@ -151,25 +157,32 @@ def _appliance_to_replace(installed: list[str], request: Request) -> str | None:
     return installed[0]
 
 
-def _choose_seed(request: Request, appliance: aptq.Candidate, archives: dict[str, Path]) -> SeedChoice:
-    """--seed FILE; else the repository's seed, checked against the signed index; else the package's."""
+def _seed_before_download(request: Request, appliance: aptq.Candidate) -> SeedChoice | None:
+    """--seed FILE, else the repository's seed checked against the signed index, else None."""
     if request.seed_file is not None:
         seed = load_seed(request.seed_file)
-        return SeedChoice(seed, "file", str(request.seed_file), aptq.sha256(request.seed_file.read_bytes()))
-    if appliance.seed_sha256 and appliance.uri.endswith(".deb"):
-        uri = appliance.uri[: -len(".deb")] + ".seed"
-        data = aptq.fetch_uri(uri)
-        if data is not None:
-            digest = aptq.sha256(data)
-            if digest != appliance.seed_sha256.lower():
-                raise VatoolsError(
-                    f"the repository's seed {uri} does not match the signed index"
-                    f" (sha256 {digest}, expected {appliance.seed_sha256})",
-                    hint="the seed was changed after the repository was signed: republish the"
-                    " repository, or pass a seed you trust with --seed FILE",
-                )
-            return SeedChoice(_parse_bytes(data, uri), "repository", uri, digest)
+        digest = aptq.sha256(request.seed_file.read_bytes())
+        return SeedChoice(seed, "file", str(request.seed_file), digest)
+    if not (appliance.seed_sha256 and appliance.uri.endswith(".deb")):
+        return None
+    uri = appliance.uri[: -len(".deb")] + ".seed"
+    data = aptq.fetch_uri(uri)
+    if data is None:
         step(f"the repository publishes no seed at {uri}; using the one inside the package")
+        return None
+    digest = aptq.sha256(data)
+    if digest != appliance.seed_sha256.lower():
+        raise VatoolsError(
+            f"the repository's seed {uri} does not match the signed index"
+            f" (sha256 {digest}, expected {appliance.seed_sha256})",
+            hint="the seed was changed after the repository was signed: republish the"
+            " repository, or pass a seed you trust with --seed FILE; nothing was changed",
+        )
+    return SeedChoice(_parse_bytes(data, uri), "repository", uri, digest)
+
+
+def _seed_from_package(appliance: aptq.Candidate, archives: dict[str, Path]) -> SeedChoice:
+    """The seed inside the appliance's .deb (which apt downloaded and verified)."""
     deb = archives.get(appliance.name)
     inside = SEED_IN_PACKAGE.format(name=appliance.name)
     if deb is None:
@@ -180,10 +193,16 @@ def _choose_seed(request: Request, appliance: aptq.Candidate, archives: dict[str
         raise VatoolsError(f"cannot read {deb}: {exc}") from exc
     if data is None:
         raise VatoolsError(
-            f"{appliance.name} ships no seed at {inside}",
-            hint="pass one with --seed FILE",
+            f"{appliance.name} ships no seed at {inside}", hint="pass one with --seed FILE"
         )
-    return SeedChoice(_parse_bytes(data, f"{deb}:{inside}"), "package", f"{deb}:{inside}", aptq.sha256(data))
+    where = f"{deb}:{inside}"
+    return SeedChoice(_parse_bytes(data, where), "package", where, aptq.sha256(data))
+
+
+def _refuse_syntax_errors(choice: SeedChoice) -> None:
+    problems = check_syntax(choice.seed)
+    if any(p.is_error for p in problems):
+        raise SeedRejected(choice.where, problems)
 
 
 def _parse_bytes(data: bytes, where: str) -> Seed:

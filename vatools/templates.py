@@ -159,8 +159,9 @@ def for_packages(target: Target, specs: Iterable[str]) -> tuple[set[str], dict[s
     packages, found = from_debs(debs)
     if names:
         with tempfile.TemporaryDirectory(prefix="vatools-templates-") as tmp:
-            os.chmod(tmp, 0o755)  # apt's download sandbox user writes here
-            (Path(tmp) / "partial").mkdir(mode=0o755)
+            aptq.let_apt_sandbox_write(Path(tmp))
+            (Path(tmp) / "partial").mkdir()
+            aptq.let_apt_sandbox_write(Path(tmp) / "partial")
             aptq.configure(target)
             apt_pkg.config.set("Dir::Cache::Archives", tmp)
             cache = aptq.open_cache(target)
