@@ -21,6 +21,7 @@ from vatools.backup.info import (FORMAT_VERSION, INFO_MEMBER, MAX_SMALL_MEMBER, 
                                  V1_SUMS_MEMBER, V1_VERSIONS, VERSION_MEMBER, ArchiveSize,
                                  BadBackup, Info, parse_info)
 from vatools.backup.members import Checked, MemberChecker
+from vatools.errors import VatoolsError
 from vatools.backup.streams import CHUNK, GunzipThreadReader, HashingReader
 
 Progress = Callable[[int, int], None]
@@ -124,7 +125,11 @@ class BackupFile:
         zinfo = self.zip.getinfo(archive)
         checker = MemberChecker(archive, self.info.roots_of(archive), self.info.roots,
                                 self.max_tar_bytes(archive), v1=self.is_v1)
-        raw = HashingReader(self.zip.open(zinfo), self.algorithm)
+        try:
+            raw = HashingReader(self.zip.open(zinfo), self.algorithm)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+            raise BadBackup(f"{self.path}: {archive} is damaged ({e})",
+                            hint="use another copy of the backup; nothing was changed") from e
         gunzip = GunzipThreadReader(raw, self.max_tar_bytes(archive))
         total = self.total_compressed()
         try:
@@ -134,14 +139,19 @@ class BackupFile:
                     if checked is not None and not checked.rel:
                         self.present_roots.add(checked.root.name)
                     if checked is not None and on_member is not None:
-                        on_member(checked, tar)
+                        try:
+                            on_member(checked, tar)
+                        except OSError as e:  # writing failed: not the backup's fault
+                            raise VatoolsError(f"cannot write {checked.target_path}: {e}",
+                                               hint="nothing was changed; fix the cause and "
+                                               "restore again") from e
                     if progress is not None:
                         progress(done_before + raw.count, total)
             while gunzip.read(CHUNK):  # the end blocks and padding, and anything hidden after
                 pass
-        except BadBackup:
+        except VatoolsError:
             raise
-        except (tarfile.TarError, EOFError, zlib.error, ValueError, zipfile.BadZipFile) as e:
+        except (tarfile.TarError, EOFError, zlib.error, ValueError, zipfile.BadZipFile, OSError) as e:
             raise BadBackup(f"{self.path}: {archive} is damaged or truncated ({e})",
                             hint="use another copy of the backup; nothing was changed") from e
         finally:
