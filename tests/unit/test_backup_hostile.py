@@ -226,7 +226,7 @@ def test_random_corruption_is_refused_or_harmless(changes, tmp_path_factory) -> 
     blob = bytearray(build_abf(work / "good.abf").read_bytes())
     for kind, offset, value in changes:
         offset %= len(blob) or 1
-        if kind == "flip":
+        if kind == "flip" and blob:
             blob[offset] ^= value
         elif kind == "truncate":
             del blob[offset:]
