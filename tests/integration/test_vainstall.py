@@ -1,0 +1,176 @@
+"""vainstall and valist on a fresh server: a chroot with vatools installed from our signed repo.
+
+Every refusal is checked twice: the message says what is wrong, and dpkg's status and debconf's
+database are byte-identical afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.support.chroot import Chroot
+from tests.support.net import serve_directory
+from tests.support.repo import SOURCES_INSIDE, Repo, sources_entry
+
+pytestmark = pytest.mark.integration
+
+
+def vainstall(chroot: Chroot, *args: str):  # type: ignore[no-untyped-def]
+    return chroot.run(["vainstall", *args], check=False)
+
+
+def valist_json(chroot: Chroot) -> dict[str, dict]:
+    out = chroot.run(["valist", "--json"]).stdout
+    return {entry["name"]: entry for entry in json.loads(out)}
+
+
+def secrets_of(chroot: Chroot, appliance: str) -> dict[str, str]:
+    path = chroot.resolve(f"/var/lib/vatools/secrets/{appliance}")
+    assert path.stat().st_mode & 0o777 == 0o600
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_dokuwiki_on_a_fresh_server_replacing_another_appliance(server_root: Chroot) -> None:
+    chroot = server_root
+    # A first (small) appliance; its generated password reaches the package's own config file.
+    result = vainstall(chroot, "--yes", "probe-appliance")
+    assert result.returncode == 0, result.stdout + result.stderr
+    probe_conf = chroot.read_text("/etc/probe-questions.conf")
+    assert "color=green" in probe_conf and "features=alpha, gamma" in probe_conf
+    assert f"password={secrets_of(chroot, 'probe-appliance')['probe-questions/password']}" in probe_conf
+
+    # One appliance per system: refused without --replace, and nothing changes.
+    before = chroot.state_digest()
+    result = vainstall(chroot, "--yes", "dokuwiki-appliance")
+    assert result.returncode == 3
+    assert "probe-appliance is installed, and a system runs one appliance at a time" in result.stderr
+    assert "vainstall --replace dokuwiki-appliance" in result.stderr
+    assert chroot.state_digest() == before
+
+    result = vainstall(
+        chroot, "--yes", "--replace", "--set", "dokuwiki/wiki/title=Team Wiki", "dokuwiki-appliance"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Seed:       repository" in result.stdout  # the published seed, hash-checked
+
+    # The seeded answers, in dokuwiki's own files.
+    assert "$conf['title'] = 'Team Wiki';" in chroot.read_text("/etc/dokuwiki/local.php")
+    password = secrets_of(chroot, "dokuwiki-appliance")["dokuwiki/wiki/password"]
+    assert password in result.stdout  # shown once
+    users = chroot.read_text("/var/lib/dokuwiki/acl/users.auth.php")
+    admin = [line for line in users.splitlines() if line.startswith("admin:")]
+    assert admin, users
+    fields = admin[0].split(":")
+    assert fields[3] == "webmaster@localhost" and "admin" in fields[4]
+    assert fields[1] == hashlib.md5(password.encode()).hexdigest()  # dokuwiki's debconf hash
+    acl = chroot.read_text("/var/lib/dokuwiki/acl/acl.auth.php")
+    assert re.search(r"^\*\s+@ALL\s+1$", acl, re.M), acl  # "public": anonymous may only read
+
+    listing = valist_json(chroot)
+    assert listing["dokuwiki-appliance"]["state"] == "installed"
+    assert listing["dokuwiki-appliance"]["seed"].startswith("repository: http://127.0.0.1:")
+    assert listing["probe-appliance"]["state"] == "available"
+
+
+BAD_SEEDS = {
+    "malformed line": (
+        "probe-questions probe-questions/name string ok\nprobe-questions probe-questions/color\n",
+        "/root/bad.seed:2: error: cannot parse 'probe-questions probe-questions/color'",
+    ),
+    "unknown type": (
+        "probe-questions probe-questions/name strng ok\n",
+        "/root/bad.seed:1: error: unknown type 'strng' for probe-questions/name",
+    ),
+    "select value outside the choices": (
+        "probe-questions probe-questions/color select purple\n",
+        "/root/bad.seed:1: error: probe-questions/color: 'purple' is not one of its choices",
+    ),
+    "password without its confirm": (
+        "probe-questions probe-questions/password password s3cret\n",
+        "/root/bad.seed:1: error: probe-questions/password is answered but"
+        " probe-questions/confirm is not",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SEEDS))
+def test_bad_seed_is_refused_and_nothing_changes(server_root: Chroot, case: str) -> None:
+    text, message = BAD_SEEDS[case]
+    server_root.write_text("/root/bad.seed", text)
+    before = server_root.state_digest()
+    result = vainstall(server_root, "--yes", "--seed", "/root/bad.seed", "probe-appliance")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert message in result.stderr
+    assert "s3cret" not in result.stdout + result.stderr
+    assert server_root.state_digest() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["no-such-appliance"], "unknown package 'no-such-appliance'"),
+        (["probe-questions"], "probe-questions is not an appliance: it does not provide virtual-appliance"),
+        (["--set", "probe-questions/color=purple", "probe-appliance"], "'purple' is not one of its choices"),
+        (["--set", "nobody/asks=this", "probe-appliance"], "--set nobody/asks: no package being installed asks"),
+    ],
+    ids=["unknown package", "not an appliance", "--set outside the choices", "--set unknown question"],
+)
+def test_bad_request_is_refused_and_nothing_changes(server_root: Chroot, args: list[str], message: str) -> None:
+    before = server_root.state_digest()
+    result = vainstall(server_root, "--yes", *args)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert message in result.stderr
+    assert server_root.state_digest() == before
+
+
+def test_dokuwiki_password_without_confirm_is_refused(server_root: Chroot) -> None:
+    """The seed that makes dokuwiki's config script loop forever never reaches debconf."""
+    before = server_root.state_digest()
+    result = vainstall(server_root, "--yes", "--set", "dokuwiki/wiki/password=s3cret", "dokuwiki-appliance")
+    # The shipped seed leaves both empty; setting one alone breaks the pair.
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "dokuwiki/wiki/confirm differs from dokuwiki/wiki/password" in result.stderr
+    assert "s3cret" not in result.stdout + result.stderr
+    assert server_root.state_digest() == before
+
+
+def test_tampered_repository_seed_is_refused(
+    server_root: Chroot, repo: Repo, suite: str, tmp_path: Path
+) -> None:
+    tampered = tmp_path / "repo"
+    shutil.copytree(repo.directory, tampered)
+    (seed,) = (tampered / suite).glob("probe-appliance_*.seed")
+    seed.write_text(seed.read_text() + "probe-questions probe-questions/name string evil\n")
+    with serve_directory(tampered) as url:
+        server_root.write_text(SOURCES_INSIDE, sources_entry(f"{url}/{suite}/"))
+        server_root.run(["apt-get", "update"])
+        before = server_root.state_digest()
+        result = vainstall(server_root, "--yes", "probe-appliance")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "does not match the signed index" in result.stderr
+    assert server_root.state_digest() == before
+
+
+def test_dry_run_shows_the_plan_and_changes_nothing(server_root: Chroot) -> None:
+    before = server_root.state_digest()
+    result = vainstall(server_root, "--dry-run", "probe-appliance")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "probe-questions probe-questions/password password (generated)" in result.stdout
+    assert "Dry run: nothing was changed." in result.stdout
+    assert server_root.state_digest() == before
+    assert not server_root.resolve("/var/lib/vatools/secrets/probe-appliance").exists()
+
+
+def test_valist_lists_available_appliances_with_their_seed_source(server_root: Chroot) -> None:
+    listing = valist_json(server_root)
+    assert listing["dokuwiki-appliance"]["state"] == "available"
+    assert listing["dokuwiki-appliance"]["seed"] == "repository (signed hash)"
+    assert "probe-questions" not in listing
+    assert server_root.run(["valist", "--installed"]).stdout.strip() == "No appliance is installed."
