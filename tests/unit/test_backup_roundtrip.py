@@ -103,11 +103,22 @@ def test_root_absent_in_backup_is_removed_on_restore(tmp_path: Path) -> None:
     assert not (target / "var/lib/wiki/users.txt").exists()
 
 
-def test_create_refuses_what_restore_would_refuse(tmp_path: Path) -> None:
+def test_link_leaving_the_roots_is_restored_only_where_the_target_has_it(
+        tmp_path: Path, capsys) -> None:
+    """Like dokuwiki's /var/lib/dokuwiki/inc -> /usr/share/dokuwiki/inc: a package's own link."""
     target = make_target(tmp_path / "t")
-    os.symlink("/etc/shadow", target / "var/lib/wiki/data/shadow")
-    assert main(["backup", "create", "--root", str(target), "-o", str(tmp_path / "x.abf")]) == 3
-    assert not (tmp_path / "x.abf").exists() and not (tmp_path / "x.abf.partial").exists()
+    os.symlink("/usr/share/wiki/inc", target / "var/lib/wiki/data/inc")
+    abf = tmp_path / "x.abf"
+    assert main(["backup", "create", "--root", str(target), "-o", str(abf)]) == 0
+    assert main(["backup", "verify", str(abf)]) == 0
+    assert "is a symlink to /usr/share/wiki/inc, outside" in capsys.readouterr().out
+    assert main(["backup", "restore", "--root", str(target), str(abf)]) == 0  # same link there
+    elsewhere = make_target(tmp_path / "other")
+    os.symlink("/etc", elsewhere / "var/lib/wiki/data/inc")  # a different link: refused
+    whole = snapshot(elsewhere)
+    assert main(["backup", "restore", "--root", str(elsewhere), str(abf)]) == 3
+    assert "(and not a link the target has)" in capsys.readouterr().err
+    assert snapshot(elsewhere) == whole
 
 
 def test_create_refuses_setuid_and_fifo(tmp_path: Path, capsys) -> None:

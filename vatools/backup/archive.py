@@ -20,7 +20,7 @@ from vatools.backup.info import (FORMAT_VERSION, INFO_MEMBER, MAX_SMALL_MEMBER, 
                                  MAX_ZIP_RATIO, RATIO_FLOOR, SUMS_MEMBER, TAR_MEMBERS,
                                  V1_SUMS_MEMBER, V1_VERSIONS, VERSION_MEMBER, ArchiveSize,
                                  BadBackup, Info, parse_info)
-from vatools.backup.members import Checked, MemberChecker
+from vatools.backup.members import Checked, LinkLookup, MemberChecker
 from vatools.errors import VatoolsError
 from vatools.backup.streams import CHUNK, GunzipThreadReader, HashingReader
 
@@ -41,6 +41,7 @@ class BackupFile:
         self.sums = sums
         self.algorithm = algorithm
         self.present_roots: set[str] = set()  # roots with content, learnt by walk()
+        self.external_links: list[tuple[str, str]] = []  # symlinks leaving the roots, by walk()
 
     @property
     def is_v1(self) -> bool:
@@ -120,11 +121,12 @@ class BackupFile:
         return sum(self.zip.getinfo(a).file_size for a in TAR_MEMBERS)
 
     def walk(self, archive: str, on_member: OnMember | None = None,
-             progress: Progress | None = None, done_before: int = 0) -> ArchiveSize:
+             progress: Progress | None = None, done_before: int = 0,
+             existing_link: LinkLookup | None = None) -> ArchiveSize:
         """Stream one tar member through the checks and the checksum."""
         zinfo = self.zip.getinfo(archive)
         checker = MemberChecker(archive, self.info.roots_of(archive), self.info.roots,
-                                self.max_tar_bytes(archive), v1=self.is_v1)
+                                self.max_tar_bytes(archive), self.is_v1, existing_link)
         try:
             raw = HashingReader(self.zip.open(zinfo), self.algorithm)
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
@@ -157,6 +159,7 @@ class BackupFile:
         finally:
             gunzip.close()
         _compare(self.path, archive, raw.hash.hexdigest(), self.sums[archive])
+        self.external_links.extend(checker.external_links)
         size = ArchiveSize(raw.count, gunzip.produced, checker.content_bytes, checker.entries)
         declared = self.info.sizes.get(archive)
         if declared is not None and declared != size:
@@ -165,12 +168,14 @@ class BackupFile:
                             f"entries, {declared.content_bytes} bytes")
         return size
 
-    def verify(self, progress: Progress | None = None) -> dict[str, ArchiveSize]:
+    def verify(self, progress: Progress | None = None,
+               existing_link: LinkLookup | None = None) -> dict[str, ArchiveSize]:
         """The full verify pass: every check, every checksum, nothing written."""
         sizes = {}
         done = 0
+        self.external_links.clear()
         for archive in TAR_MEMBERS:
-            sizes[archive] = self.walk(archive, None, progress, done)
+            sizes[archive] = self.walk(archive, None, progress, done, existing_link)
             done += sizes[archive].compressed
         return sizes
 

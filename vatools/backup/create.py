@@ -24,7 +24,7 @@ from vatools.backup.info import (INFO_MEMBER, SUMS_MEMBER, TAR_MEMBERS, VERSION_
                                  FORMAT_VERSION, ArchiveSize, Info, info_for)
 from vatools.backup.manifest import (BackupManifest, Root, installed_appliance,
                                      installed_versions)
-from vatools.backup.members import inside_roots, mode_problem, symlink_destination
+from vatools.backup.members import inside_roots, mode_problem
 from vatools.backup.streams import CHUNK, GzipThreadWriter, HashingWriter
 from vatools.errors import VatoolsError
 from vatools.run import Target
@@ -49,20 +49,17 @@ def _walk(path: Path) -> Iterator[Path]:
             yield from _walk(child)
 
 
-def _refusal(target: Target, root: Root, fs_path: Path, st: os.stat_result,
-             manifest: BackupManifest) -> str | None:
-    """Why an entry cannot go into a backup (the same rules a restore applies), or None."""
+def _refusal(st: os.stat_result) -> str | None:
+    """Why an entry cannot go into a backup (the same rules a restore applies), or None.
+
+    Symlinks leaving the roots are kept: a restore accepts them only where the target has
+    the same link already (see members.py)."""
     mode = st.st_mode
     if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
         return "is not a directory, regular file or symlink"
     problem = mode_problem(mode, stat.S_ISDIR(mode))
     if problem:
         return problem
-    if stat.S_ISLNK(mode):
-        inside = "/" + str(fs_path.relative_to(target.root)) if not target.is_host else str(fs_path)
-        dest = symlink_destination(inside, os.readlink(fs_path))
-        if not inside_roots(dest, manifest.roots):
-            return f"is a symlink to {dest}, outside the declared backup paths"
     return None
 
 
@@ -79,7 +76,7 @@ def scan(target: Target, manifest: BackupManifest) -> int:
                                hint="declare the real path, not a symlink to it")
         for path in [top, *(_walk(top) if stat.S_ISDIR(st.st_mode) else [])]:
             st = path.lstat()
-            problem = _refusal(target, root, path, st, manifest)
+            problem = _refusal(st)
             if problem:
                 raise VatoolsError(f"cannot back up {path}: it {problem}",
                                    hint="a restore would refuse it; fix the file or narrow the "
@@ -129,7 +126,7 @@ class _TreeWriter:
 
     def _add(self, root: Root, path: Path, name: str) -> None:
         st = path.lstat()
-        problem = _refusal(self.target, root, path, st, self.manifest)  # changed since the scan?
+        problem = _refusal(st)  # changed since the scan?
         info = self.tar.gettarinfo(str(path), name) if problem is None else None
         if info is None:
             raise VatoolsError(f"cannot back up {path}: it {problem or 'is not a regular file'}")

@@ -3,7 +3,10 @@
 A member is accepted only if it is a directory, regular file, symlink or hard link below one
 of the archive's roots, named in normal form, under a directory seen before it (so no
 member can be written through a symlink or a file), seen once, without setuid (or setgid on
-a file), with a symlink target inside the backup's roots and a hard link target seen before.
+a file), with a hard link target seen before, and with a symlink target inside the backup's
+roots -- or, for a link pointing elsewhere, exactly the link the target already has at that
+path (a package's own link, such as dokuwiki's /var/lib/dokuwiki/inc -> /usr/share/dokuwiki/inc:
+restoring it changes nothing). Without a target (`verify`) such links are listed, not refused.
 The same checker runs in the verify pass and again while staging, so a file changed between
 the two passes is still caught.
 """
@@ -13,10 +16,14 @@ from __future__ import annotations
 import posixpath
 import stat
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from vatools.backup.info import BadBackup
 from vatools.backup.manifest import Root
+
+# The current link target at an absolute path of the target system, or None.
+LinkLookup = Callable[[str], "str | None"]
 
 ALLOWED_TYPES = {tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE,
                  tarfile.LNKTYPE}
@@ -76,12 +83,15 @@ class MemberChecker:
     """Check the members of one tar stream, in order."""
 
     def __init__(self, archive: str, roots: tuple[Root, ...], all_roots: tuple[Root, ...],
-                 max_tar_bytes: int, v1: bool = False) -> None:
+                 max_tar_bytes: int, v1: bool = False, existing_link: LinkLookup | None = None,
+                 ) -> None:
         self.archive = archive
         self.roots = {r.name: r for r in roots}
         self.all_roots = all_roots
         self.max_tar_bytes = max_tar_bytes
         self.v1 = v1
+        self.existing_link = existing_link
+        self.external_links: list[tuple[str, str]] = []  # (path, target) accepted as is
         self.seen: set[str] = set()
         self.dirs: set[str] = set()
         self.regular: set[str] = set()
@@ -147,8 +157,10 @@ class MemberChecker:
                 raise self.refuse(name, "is a symlink without a target")
             dest = symlink_destination(path, member.linkname)
             if not inside_roots(dest, self.all_roots):
-                raise self.refuse(name, f"is a symlink to {member.linkname!r}, outside the backup's "
-                                  "directories")
+                if self.existing_link is not None and self.existing_link(path) != member.linkname:
+                    raise self.refuse(name, f"is a symlink to {member.linkname!r}, outside the "
+                                      "backup's directories (and not a link the target has)")
+                self.external_links.append((path, member.linkname))
         if member.islnk():
             link = member.linkname
             if self.v1 and link.startswith("/"):

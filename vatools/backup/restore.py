@@ -99,12 +99,19 @@ def _plan(backup: BackupFile, target: Target, progress: Progress | None) -> Rest
             raise BadBackup(f"{parent} is not a directory, so {root.path} cannot be restored",
                             hint=f"is {appliance.name} installed completely?")
     steps = actions.migrations(target, manifest, info.appliance_version)
-    sizes = backup.verify(progress)
+    sizes = backup.verify(progress, existing_link=link_lookup(target))
     changes = tuple(RootChange(root, root.name in backup.present_roots,
                                os.path.lexists(target.path(root.path))) for root in info.roots)
     _check_space(target, info.roots, sizes)
     untouched = tuple(sorted(declared - {r.path for r in info.roots}))
     return RestorePlan(backup, appliance, changes, untouched, steps, manifest.services, sizes)
+
+
+def link_lookup(target: Target) -> Callable[[str], str | None]:
+    def existing(path: str) -> str | None:
+        where = target.path(path)
+        return os.readlink(where) if where.is_symlink() else None
+    return existing
 
 
 def _check_space(target: Target, roots: tuple[Root, ...], sizes: dict[str, ArchiveSize]) -> None:
@@ -230,6 +237,7 @@ def _stage(plan: RestorePlan, target: Target, swaps: tuple[swap.RootSwap, ...],
     stager = Stager(staging, Accounts.of(target))
     done = 0
     for archive in TAR_MEMBERS:
-        size = plan.backup.walk(archive, stager.add, progress, done)  # checks everything again
+        size = plan.backup.walk(archive, stager.add, progress, done,  # checks everything again
+                                link_lookup(target))
         done += size.compressed
     stager.finish()

@@ -104,6 +104,9 @@ def verify(args: argparse.Namespace) -> int:
         return int(ExitCode.PROBLEMS)
     progress.end()
     entries = sum(s.entries for s in sizes.values())
+    for path, link in backup.external_links:
+        print(f"note: {path} is a symlink to {link}, outside the backup's directories: a restore "
+              "accepts it only where the target has the same link")
     print(f"{args.file}: OK (format {backup.format_version}, {backup.info.appliance} "
           f"{backup.info.appliance_version}, {entries} entries, all checksums match)")
     return int(ExitCode.OK)
