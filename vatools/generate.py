@@ -249,6 +249,7 @@ def write_appliance(files: Sequence[GeneratedFile], top: Path, name: str, force:
     finals = destinations(top, name)
     made_dirs = [d for d in (top, top / "appliances", top / "seeds") if not d.exists()]
     staging: Path | None = None
+    done = False
     try:
         for directory in (top / "appliances", top / "seeds"):
             directory.mkdir(parents=True, exist_ok=True)
@@ -257,14 +258,14 @@ def write_appliance(files: Sequence[GeneratedFile], top: Path, name: str, force:
         for item in files:
             _write_file(staging, item)
         _swap_in(staging, finals, name)
-    except BaseException:
-        for directory in reversed(made_dirs):  # only what we made, and only when empty
-            if directory.is_dir() and not any(directory.iterdir()):
-                directory.rmdir()
-        raise
+        done = True
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+        if not done:
+            for directory in reversed(made_dirs):  # only what we made, and only when empty
+                if directory.is_dir() and not any(directory.iterdir()):
+                    directory.rmdir()
     return list(finals)
 
 

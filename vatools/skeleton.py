@@ -84,7 +84,7 @@ def render_skeleton(
     summary = (
         f"{len(questions)} question(s) from {len(owners)} package(s),"
         f" {len(no_default)} without a default."
-        if questions else "None of them asks a debconf question."
+        if questions else "None of these packages asks a debconf question."
     )
     many = len(requested) > 1
     header = render_data(
