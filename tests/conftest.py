@@ -145,7 +145,7 @@ def _trees(harness_dir: Path) -> Iterator[_Trees]:
 @pytest.fixture(scope="session")
 def repo(harness_dir: Path) -> Repo:
     _check_host()
-    return build_repo(harness_dir / "repo")
+    return build_repo(harness_dir)
 
 
 @pytest.fixture(scope="session")

@@ -25,11 +25,17 @@ def free_port() -> int:
 
 def http_get(url: str, timeout: float = 30) -> tuple[int, str]:
     """(status, body) of a GET; HTTP errors are answers too, not exceptions."""
+    status, _, body = http_fetch(url, timeout)
+    return status, body
+
+
+def http_fetch(url: str, timeout: float = 30) -> tuple[int, str, str]:
+    """(status, final URL after redirects, body) of a GET."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read().decode("utf-8", "replace")
+            return response.status, response.geturl(), response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as error:
-        return error.code, error.read().decode("utf-8", "replace")
+        return error.code, error.geturl() or url, error.read().decode("utf-8", "replace")
 
 
 def wait_for_port(port: int, timeout: float = 30) -> None:

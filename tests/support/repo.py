@@ -1,13 +1,12 @@
 """Our signed apt repository, built by vatools.repo, and the apt source that points a chroot at it.
 
 Layout (from vatools.repo): DIR/SUITE/ is a flat repository per suite (InRelease, Packages,
-Packages.gz, the .debs and the seeds beside them), so a chroot's source is
-`URIs: http://127.0.0.1:PORT/SUITE/` with `Suites: ./`.
+Packages.gz, the .debs and the seeds beside them) and DIR/vatools-archive-keyring.gpg is the
+public key, so a chroot's source is `URIs: http://127.0.0.1:PORT/SUITE/` with `Suites: ./`.
 """
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,15 +23,17 @@ SOURCES_INSIDE = "/etc/apt/sources.list.d/vatools.sources"
 
 @dataclass(frozen=True)
 class Repo:
-    """A built repository: its directory (served over HTTP) and the public key apt checks it with."""
+    """A built repository: its directory (served over HTTP), where its signing key is kept, its suites."""
 
     directory: Path
     key_dir: Path
     suites: tuple[str, ...]
 
     def keyring(self) -> bytes:
-        """The public key as a binary OpenPGP keyring (what a Signed-By *.gpg file must hold)."""
-        return public_keyring(self.key_dir)
+        """The public key, a binary OpenPGP keyring (what a Signed-By *.gpg file must hold)."""
+        from vatools.repo import KEYRING_NAME
+
+        return (self.directory / KEYRING_NAME).read_bytes()
 
     def packages(self, suite: str) -> dict[str, str]:
         """Package name -> version, from the suite's Packages index."""
@@ -45,27 +46,19 @@ def probe_sources(top: Path = TOP) -> list[Path]:
     return sorted((top / "tests" / "data" / "packages").glob("*"))
 
 
-def build_repo(dest: Path, top: Path = TOP, suites: tuple[str, ...] = SUITES) -> Repo:
-    """Build every deb and publish the signed repository into `dest` (with the key in dest/key)."""
+def build_repo(workdir: Path, top: Path = TOP, suites: tuple[str, ...] = SUITES) -> Repo:
+    """Build every deb and publish the signed repository into workdir/repo.
+
+    The signing key lives in workdir/key, beside the repository and not inside it: the
+    repository directory is served over HTTP, the private key must not be.
+    """
     from vatools.repo import build_repository  # imported late: the harness loads without it
 
-    key_dir = dest / "key"
+    directory, key_dir = workdir / "repo", workdir / "key"
     with TIMINGS.measure("repository build (" + ", ".join(suites) + ")"):
-        build_repository(dest, top=top, suites=list(suites), key_dir=key_dir,
+        build_repository(directory, top=top, suites=list(suites), key_dir=key_dir,
                          extra_sources=probe_sources(top))
-    return Repo(directory=dest, key_dir=key_dir, suites=suites)
-
-
-def public_keyring(key_dir: Path) -> bytes:
-    """The repository's public key, dearmored when it was exported armored."""
-    candidates = sorted(p for p in key_dir.iterdir() if p.suffix in (".gpg", ".asc", ".pub", ".key")
-                        and p.is_file() and p.name not in ("pubring.kbx", "trustdb.gpg"))
-    if not candidates:
-        raise FileNotFoundError(f"no public key file (*.gpg, *.asc) in {key_dir}")
-    data = candidates[0].read_bytes()
-    if data.lstrip().startswith(b"-----BEGIN PGP"):
-        data = subprocess.run(["gpg", "--dearmor"], input=data, capture_output=True, check=True).stdout
-    return data
+    return Repo(directory=directory, key_dir=key_dir, suites=suites)
 
 
 def sources_entry(url: str) -> str:
