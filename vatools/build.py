@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import fnmatch
 import re
+import os
 import shutil
 import tempfile
 import time
@@ -41,6 +42,8 @@ JUNK_NAMES = (".git", "build", "__pycache__", ".pytest_cache", ".mypy_cache", ".
 SUITE_NAME = re.compile(r"[a-z][a-z0-9.-]*")
 
 CHROOT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
+HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+HOST_CA_INSIDE = "/etc/ssl/certs/vatools-build-host-ca.crt"
 
 
 class BuildFailed(CommandFailed):
@@ -148,18 +151,19 @@ def _logged(log_file: Path, argv: list[str], *, target: Target = HOST,
             env: dict[str, str] | None = None, cwd: Path | None = None,
             hint: str | None = None) -> str:
     """Run a build step, append its output to the log, and fail with the log's path."""
+    started = time.monotonic()
     try:
         result = run(argv, target=target, env=env, cwd=cwd, hint=hint)
     except CommandFailed as failed:
-        _append(log_file, argv, failed.output)
+        _append(log_file, argv, failed.output, time.monotonic() - started)
         raise BuildFailed(failed, log_file) from None
-    _append(log_file, argv, result.stdout)
+    _append(log_file, argv, result.stdout, time.monotonic() - started)
     return result.stdout
 
 
-def _append(log_file: Path, argv: list[str], output: str) -> None:
+def _append(log_file: Path, argv: list[str], output: str, seconds: float) -> None:
     with log_file.open("a", encoding="utf-8") as f:
-        f.write(f"$ {' '.join(argv)}\n{output}\n")
+        f.write(f"$ {' '.join(argv)}\n{output}\n[{seconds:.1f} s]\n")
 
 
 def _built_debs(directory: Path, source: str) -> list[Path]:
@@ -186,26 +190,47 @@ def _build_in_chroot(source_dir: Path, name: str, suite: str, work: Path,
     _prepare_chroot(root)
     copy_source(source_dir, root / "build" / name)
     _logged(log_file, ["apt-get", "update"], target=target, env=CHROOT_ENV)
-    _logged(log_file, ["apt-get", "satisfy", "-y", "--no-install-recommends",
-                       build_depends(source_dir)], target=target, env=CHROOT_ENV)
+    # unsafe-io: no fsync per unpacked file; the chroot is thrown away after the build.
+    _logged(log_file, ["apt-get", "-o", "DPkg::Options::=--force-unsafe-io", "satisfy", "-y",
+                       "--no-install-recommends", build_depends(source_dir)],
+            target=target, env=CHROOT_ENV)
     proc = root / "proc"
     _logged(log_file, ["mount", "-t", "proc", "proc", str(proc)])
     try:
         _logged(log_file, ["env", "-C", f"/build/{name}", "dpkg-buildpackage", "-us", "-uc", "-b"],
-                target=target, env=CHROOT_ENV)
+                target=target, env=_build_env())
     finally:
         run(["umount", str(proc)])
     return _built_debs(root / "build", name)
 
 
 def _prepare_chroot(root: Path) -> None:
-    """Keep services from starting, and give the build a resolver for its downloads."""
+    """Keep services from starting, and give the build this host's resolver and TLS trust.
+
+    A build that downloads (pip, from PyPI) must trust what this host trusts: networks that
+    inspect TLS add their own certificate authority to the host's bundle, not to the chroot's.
+    """
     policy = root / "usr/sbin/policy-rc.d"
     policy.write_text("#!/bin/sh\nexit 101\n")
     policy.chmod(0o755)
     resolv = root / "etc/resolv.conf"
     resolv.unlink(missing_ok=True)
     shutil.copyfile("/etc/resolv.conf", resolv)
+    if Path(HOST_CA_BUNDLE).is_file():
+        (root / HOST_CA_INSIDE.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(HOST_CA_BUNDLE, root / HOST_CA_INSIDE.lstrip("/"))
+
+
+def _build_env() -> dict[str, str]:
+    """The build's environment: the host's TLS trust (copied in) and proxy settings."""
+    env = dict(CHROOT_ENV)
+    if Path(HOST_CA_BUNDLE).is_file():
+        env.update(PIP_CERT=HOST_CA_INSIDE, SSL_CERT_FILE=HOST_CA_INSIDE,
+                   REQUESTS_CA_BUNDLE=HOST_CA_INSIDE)
+    for name in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env
 
 
 def minbase_tree(suite: str, log_file: Path) -> Path:
