@@ -99,7 +99,7 @@ def render_skeleton(
     header = _rewrap_comments(header)
     sections = [header]
     for owner in owners:
-        origin = "" if owner in requested else " (installed with it by apt)"
+        origin = "" if owner in requested else f" (installed with {'them' if many else 'it'} by apt)"
         blocks = [f"# ==== {owner}{origin} ===="]
         blocks += [_question(t, pairs) for t in questions if t.owner == owner]
         sections.append("\n\n".join(blocks) + "\n")
