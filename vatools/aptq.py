@@ -18,7 +18,7 @@ from typing import Callable
 import apt_pkg
 
 from vatools.errors import VatoolsError
-from vatools.run import Target
+from vatools.target import Target
 
 VIRTUAL_APPLIANCE = "virtual-appliance"
 SEED_HASH_FIELD = "Vatools-Seed-Sha256"

@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 from typing import Mapping
 
-from vatools.run import Target
+from vatools.target import Target
 
 SECRETS_DIR = "/var/lib/vatools/secrets"
 

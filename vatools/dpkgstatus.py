@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from vatools.run import Target
+from vatools.target import Target
 
 STATUS_FILE = "/var/lib/dpkg/status"
 

@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, replace
 
 from vatools import dpkgstatus
-from vatools.run import Target
+from vatools.target import Target
 
 VIRTUAL_APPLIANCE = "virtual-appliance"
 INSTALL_RECORDS = "/var/lib/vatools/installed"

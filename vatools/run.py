@@ -13,11 +13,13 @@ import logging
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Sequence
 
 from vatools.errors import CommandFailed, VatoolsError
+from vatools.target import HOST, Target
+
+__all__ = ["HOST", "Target", "clean_env", "require_tool", "run", "start"]
 
 log = logging.getLogger("vatools")
 
@@ -48,28 +50,6 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-@dataclass(frozen=True)
-class Target:
-    """The system vatools acts on: "/" for this machine, or the root of a tree."""
-
-    root: Path = Path("/")
-
-    @property
-    def is_host(self) -> bool:
-        return self.root == Path("/")
-
-    def path(self, inside: str) -> Path:
-        """Where a path of the target lies as seen from here."""
-        return self.root / inside.lstrip("/")
-
-    def argv(self, argv: Sequence[str]) -> list[str]:
-        return list(argv) if self.is_host else ["chroot", str(self.root), *argv]
-
-    def __str__(self) -> str:
-        return "this system" if self.is_host else str(self.root)
-
-
-HOST = Target()
 
 
 def require_tool(name: str) -> None:

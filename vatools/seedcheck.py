@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import AbstractSet as Set, Mapping, Sequence
 
 from vatools import templates
-from vatools.run import Target
+from vatools.target import Target
 from vatools.seedfile import (
     VALUE_TYPES,
     Problem,

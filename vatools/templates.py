@@ -19,7 +19,7 @@ from debian.deb822 import Deb822
 from debian.debfile import DebFile, DebError
 
 from vatools.errors import VatoolsError
-from vatools.run import Target
+from vatools.target import Target
 from vatools.seedfile import split_choices
 
 # Names of a password question's confirmation: dokuwiki/wiki/confirm, root_password_again, ...

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Callable
 
 from vatools import __version__
 from vatools.errors import ExitCode, UsageError, VatoolsError
-from vatools.run import Target
+from vatools.target import Target
 
 EXIT_STATUS_HELP = """\
 exit status:
@@ -65,14 +64,17 @@ def target(args: argparse.Namespace) -> Target:
 def main_wrapper(prog: str, handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a command's handler: a VatoolsError becomes one line, a hint and its exit code."""
     debug = bool(getattr(args, "debug", False))
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING, format=f"{prog}: %(message)s"
-    )
+    if debug:
+        import logging  # only here: valist --installed must start fast
+
+        logging.basicConfig(level=logging.DEBUG, format=f"{prog}: %(message)s")
     try:
         return handler(args)
     except VatoolsError as exc:
         if debug:
-            logging.exception("details")
+            import traceback
+
+            traceback.print_exc()
         print(f"{prog}: error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"{prog}: hint: {exc.hint}", file=sys.stderr)
