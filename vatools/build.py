@@ -270,4 +270,5 @@ def remove_tree(path: Path) -> None:
     if mounted:
         raise VatoolsError(f"not removing {path}: still mounted: {', '.join(mounted)}",
                            hint=f"umount {' '.join(reversed(mounted))} && rm -rf {path}")
-    shutil.rmtree(path)
+    # --one-file-system: a mount appearing after the check is still not crossed.
+    run(["rm", "-rf", "--one-file-system", str(path)])
