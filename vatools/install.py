@@ -43,6 +43,8 @@ class Request:
     overrides: tuple[tuple[str, str], ...] = ()  # --set QUESTION=VALUE, in order
     replace: bool = False
     target: Target = Target()
+    lock_timeout: float = 120.0  # seconds to wait for another apt or dpkg to finish
+    stall_timeout: float = 900.0  # seconds without progress from apt before giving up
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ def prepare(request: Request) -> Plan:
     problems = check_syntax(seed) + check_against_templates(seed, known, packages)
     if any(p.is_error for p in problems):
         raise SeedRejected(choice.where, problems)
+    problems += _answers_for_installed_packages(seed, known, changes)
     not_asked = [p.location for p in problems if p.code == "not-asked"]
     seed = replace(seed, selections=tuple(s for s in seed.selections if s.location not in not_asked))
     generate = tuple(
@@ -138,6 +141,28 @@ def prepare(request: Request) -> Plan:
         changes=changes,
         warnings=tuple(p for p in problems if not p.is_error),
     )
+
+
+def _answers_for_installed_packages(
+    seed: Seed, known: dict[str, templates.Template], changes: aptq.Changes
+) -> list[Problem]:
+    """Answers for packages already installed reach them only if they are reconfigured."""
+    installing = {name for name, _ in changes.install}
+    problems = []
+    for sel in seed.answers().values():
+        template = known.get(sel.question)
+        if template is not None and template.owner not in installing:
+            problems.append(
+                Problem(
+                    "warning",
+                    f"{template.owner} is already installed: the answer to {sel.question} is"
+                    " stored, but used only when it is reconfigured"
+                    f" (dpkg-reconfigure {template.owner})",
+                    sel.location,
+                    code="already-installed",
+                )
+            )
+    return problems
 
 
 def _appliance_to_replace(installed: list[str], request: Request) -> str | None:
@@ -239,7 +264,7 @@ def execute(plan: Plan) -> Outcome:
     target = plan.request.target
     begun = time.monotonic()
     with _vatools_lock(target):
-        _refuse_if_dpkg_busy(target)
+        _wait_for_dpkg(target, plan.request.lock_timeout)
         debconf_before = debconfdb.snapshot(target)
         installed_before = dpkgstatus.installed_versions(target)
         secrets = _generated_secrets(plan)
@@ -272,19 +297,32 @@ def _vatools_lock(target: Target) -> Iterator[None]:
         yield
 
 
-def _refuse_if_dpkg_busy(target: Target) -> None:
+def _wait_for_dpkg(target: Target, limit: float) -> None:
+    """Wait, visibly, while another apt or dpkg holds the lock; refuse after `limit` seconds."""
     path = target.path(DPKG_FRONTEND_LOCK)
     if not path.exists():
         return
+    deadline = time.monotonic() + limit
+    told = False
     with open(path, "w") as handle:
-        try:
-            fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            raise VatoolsError(
-                "another apt or dpkg is running (it holds /var/lib/dpkg/lock-frontend)",
-                hint="wait for it to finish, then run vainstall again; nothing was changed",
-            ) from exc
-        fcntl.lockf(handle, fcntl.LOCK_UN)
+        while True:
+            try:
+                fcntl.lockf(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if time.monotonic() >= deadline:
+                    raise VatoolsError(
+                        f"another apt or dpkg has held {DPKG_FRONTEND_LOCK} for {limit:.0f} s",
+                        hint="let it finish, then run vainstall again (or raise --lock-timeout);"
+                        " nothing was changed",
+                    ) from exc
+                if not told:
+                    step(f"Waiting up to {limit:.0f} s for another apt or dpkg to finish")
+                    told = True
+                time.sleep(1)
+                continue
+            # Released at once: apt-get takes the lock itself a moment later.
+            fcntl.lockf(handle, fcntl.LOCK_UN)
+            return
 
 
 def _generated_secrets(plan: Plan) -> dict[str, str]:
@@ -325,7 +363,7 @@ def _run_apt_get(plan: Plan) -> None:
     with open(log_path, "wb") as log:
         proc = start(argv, target=target, env=_apt_env(), stdout=log, pass_fds=(write_fd,))
         os.close(write_fd)
-        errors = _follow_status(proc, read_fd, bar)
+        errors = _follow_status(proc, read_fd, bar, plan.request.stall_timeout)
     if proc.returncode != 0:
         tail = "\n".join(log_path.read_text("utf-8", "replace").splitlines()[-12:])
         detail = "; ".join(errors) if errors else f"apt-get exited with status {proc.returncode}"
@@ -337,41 +375,80 @@ def _apt_env() -> dict[str, str]:
     return {"DEBIAN_FRONTEND": "noninteractive", "APT_LISTCHANGES_FRONTEND": "none"}
 
 
-def _follow_status(proc: subprocess.Popen[bytes], read_fd: int, bar: ProgressBar) -> list[str]:
+class Stalled(VatoolsError):
+    """apt made no progress for too long (a config script asking the same question forever)."""
+
+
+def _follow_status(
+    proc: subprocess.Popen[bytes], read_fd: int, bar: ProgressBar, stall_timeout: float
+) -> list[str]:
     """Show apt's progress until it exits; returns dpkg's error lines.
 
     A daemon started by a maintainer script may inherit the pipe and keep it open, so the
-    loop ends when apt-get exits, not at end of file.
+    loop ends when apt-get exits, not at end of file.  No status line for `stall_timeout`
+    seconds stops apt-get and everything it started.
     """
     errors: list[str] = []
     buffer = b""
+    last_progress = time.monotonic()
+    doing = "starting"
     try:
-        while True:
+        while proc.poll() is None or select.select([read_fd], [], [], 0)[0]:
             ready, _, _ = select.select([read_fd], [], [], 0.5)
-            if ready:
-                chunk = os.read(read_fd, 65536)
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for raw in lines:
-                    status = parse_status_line(raw.decode("utf-8", "replace"))
-                    if status is None:
-                        continue
-                    if status.kind == "pmerror":
-                        errors.append(f"{status.package}: {status.text}")
-                    elif status.kind == "pmstatus":  # downloads were done while planning
-                        bar.update(status.percent, status.text)
-                if not chunk and proc.poll() is not None:
+            if not ready:
+                if time.monotonic() - last_progress > stall_timeout:
+                    raise Stalled(_stall_message(proc, doing, stall_timeout))
+                continue
+            chunk = os.read(read_fd, 65536)
+            if not chunk:
+                if proc.poll() is not None:
                     break
-            elif proc.poll() is not None:
-                break
+                time.sleep(0.1)  # the pipe is closed but apt-get still runs
+                continue
+            last_progress = time.monotonic()
+            *lines, buffer = (buffer + chunk).split(b"\n")
+            for raw in lines:
+                status = parse_status_line(raw.decode("utf-8", "replace"))
+                if status is None:
+                    continue
+                if status.kind == "pmerror":
+                    errors.append(f"{status.package}: {status.text}")
+                elif status.kind == "pmstatus":  # downloads were done while planning
+                    doing = status.text
+                    bar.update(status.percent, status.text)
     except BaseException:
-        # Interrupted: stop apt-get and everything it started, then let rollback run.
+        # Stalled or interrupted: stop apt-get and everything it started; rollback follows.
         _stop(proc)
         raise
     finally:
         os.close(read_fd)
     proc.wait()
     return errors
+
+
+def _stall_message(proc: subprocess.Popen[bytes], doing: str, seconds: float) -> str:
+    scripts = _maintainer_scripts_running(proc.pid)
+    where = f"; still running: {', '.join(scripts)}" if scripts else ""
+    return (
+        f"apt made no progress for {seconds:.0f} s while {doing!r}{where}. A debconf config"
+        " script that asks a question again and again (an answer it rejects) looks like this"
+    )
+
+
+def _maintainer_scripts_running(group: int) -> list[str]:
+    """Maintainer scripts (/var/lib/dpkg/info/PKG.config ...) running in apt-get's group."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.getpgid(int(entry.name)) != group:
+                continue
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ProcessLookupError):
+            continue
+        for arg in argv:
+            if b"/var/lib/dpkg/info/" in arg:
+                found.append(arg.decode(errors="replace").rsplit("/", 1)[-1])
+    return sorted(set(found))
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:

@@ -45,6 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="show the plan; change nothing")
     p.add_argument("--replace", action="store_true", help="replace the appliance already installed")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument(
+        "--lock-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=120.0,
+        help="how long to wait for another apt or dpkg to finish (default 120)",
+    )
+    p.add_argument(
+        "--stall-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=900.0,
+        help="stop and roll back when apt shows no progress for this long (default 900)",
+    )
     common.add_target_options(p)
     return p
 
@@ -70,6 +84,8 @@ def _vainstall(args: argparse.Namespace) -> int:
         overrides=tuple(_parse_override(o) for o in args.overrides),
         replace=args.replace,
         target=common.target(args),
+        lock_timeout=args.lock_timeout,
+        stall_timeout=args.stall_timeout,
     )
     plan = install.prepare(request)
     _print_plan(plan)
