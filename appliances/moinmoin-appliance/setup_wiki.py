@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -23,6 +24,10 @@ CONFIG_DIR = "/etc/moinmoin-appliance"
 CONFIG_FILE = os.path.join(CONFIG_DIR, "wikiconfig.py")
 SECRET_KEY_FILE = os.path.join(CONFIG_DIR, "secret_key")
 INSTANCE_DIR = "/var/lib/moinmoin-appliance"
+# moin's CLI looks for the index at ./wiki/index, so keep its standard layout and run it
+# from INSTANCE_DIR.
+WIKI_DIR = os.path.join(INSTANCE_DIR, "wiki")
+MOIN = "/usr/lib/vatools-moin/bin/moin"
 
 # Plain names only: they go into ACL strings, where spaces and colons have a meaning.
 ADMIN_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -93,10 +98,10 @@ DEFAULT_RIGHTS = "Known:read,write,create All:read"
 
 class Config(DefaultConfig):
     wikiconfig_dir = {config_dir!r}
-    instance_dir = {instance_dir!r}
+    instance_dir = {wiki_dir!r}
     data_dir = os.path.join(instance_dir, "data")
     index_storage = IndexStorageConfig(name="FileStorage", args=(os.path.join(instance_dir, "index"),), kwargs={{}})
-    wiki_local_dir = os.path.join(instance_dir, "wiki_local")
+    wiki_local_dir = {wiki_local_dir!r}
     serve_files = {{"wiki_local": wiki_local_dir, "external_docs": "https://moin-20.readthedocs.io/en/latest/"}}
     template_dirs = [wiki_local_dir]
 
@@ -162,7 +167,8 @@ SESSION_COOKIE_SAMESITE = "Lax"
 def render_config(settings: WikiSettings) -> str:
     return CONFIG_TEMPLATE.format(
         config_dir=CONFIG_DIR,
-        instance_dir=INSTANCE_DIR,
+        wiki_dir=WIKI_DIR,
+        wiki_local_dir=os.path.join(INSTANCE_DIR, "wiki_local"),
         secret_key_file=SECRET_KEY_FILE,
         sitename=settings.sitename,
         interwikiname=settings.interwikiname,
@@ -215,18 +221,27 @@ def wiki_app():
     return create_app(CONFIG_FILE)
 
 
+def moin(*args: str) -> None:
+    """Run one "moin" command on this wiki; moin itself decides by the command's name
+    whether a missing index is an error, so instance creation goes through its CLI."""
+    env = dict(os.environ, MOINCFG=CONFIG_FILE)
+    subprocess.run([MOIN, *args], env=env, cwd=INSTANCE_DIR, check=True)
+
+
 def cmd_create_instance(args: argparse.Namespace) -> None:
-    if os.path.isdir(os.path.join(INSTANCE_DIR, "index")):
+    if os.path.isdir(os.path.join(WIKI_DIR, "index")):
         print("moinmoin-appliance: wiki instance exists, kept")
         return
-    from flask.ctx import AppContext
-    from moin.cli.maint.create_instance import build_instance
-
     os.makedirs(os.path.join(INSTANCE_DIR, "wiki_local"), exist_ok=True)
-    with AppContext(wiki_app()):
-        build_instance()
-    if not os.path.isdir(os.path.join(INSTANCE_DIR, "index")):
-        raise SystemExit("moinmoin-appliance: creating the wiki instance failed (see the messages above)")
+    try:
+        # What "moin create-instance --full" does, without copying its template config.
+        moin("index-create")
+        moin("load-help", "--namespace", "help-en")
+        moin("load-help", "--namespace", "help-common")
+        moin("welcome")
+        moin("index-optimize")
+    except subprocess.CalledProcessError as failed:
+        raise SystemExit(f"moinmoin-appliance: creating the wiki instance failed: {failed}")
 
 
 def cmd_create_admin(args: argparse.Namespace) -> None:
@@ -236,6 +251,7 @@ def cmd_create_admin(args: argparse.Namespace) -> None:
     from moin.constants.keys import NAME_EXACT
 
     password = sys.stdin.read().rstrip("\n")
+    os.chdir(INSTANCE_DIR)
     with AppContext(wiki_app()):
         before_wiki()
         if user.search_users(**{NAME_EXACT: args.name}):
