@@ -62,9 +62,23 @@ def read_status(target: Target) -> list[PackageStatus]:
 
 
 def installed_versions(target: Target) -> dict[str, str]:
-    """Installed "package:arch" -> version (apt and dpkg accept that spelling everywhere)."""
+    """"package:arch" -> version of the packages that are fully installed."""
     return {
         f"{pkg.name}:{pkg.fields.get('Architecture', 'all')}": pkg.version
         for pkg in read_status(target)
         if pkg.installed
+    }
+
+
+def present_versions(target: Target) -> dict[str, str]:
+    """"package:arch" -> version of every package dpkg has anything of: installed, unpacked,
+    half-configured, config files left... (apt and dpkg accept that spelling everywhere).
+
+    A failed install leaves packages half-configured: they must count as present, or a
+    rollback would not see them.
+    """
+    return {
+        f"{pkg.name}:{pkg.fields.get('Architecture', 'all')}": pkg.version
+        for pkg in read_status(target)
+        if not pkg.status.endswith(" not-installed")
     }

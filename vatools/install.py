@@ -266,7 +266,7 @@ def execute(plan: Plan) -> Outcome:
     with _vatools_lock(target):
         _wait_for_dpkg(target, plan.request.lock_timeout)
         debconf_before = debconfdb.snapshot(target)
-        installed_before = dpkgstatus.installed_versions(target)
+        before = (dpkgstatus.present_versions(target), dpkgstatus.installed_versions(target))
         secrets = _generated_secrets(plan)
         try:
             step("Seeding debconf")
@@ -274,7 +274,7 @@ def execute(plan: Plan) -> Outcome:
             _run_apt_get(plan)
             _verify_installed(target, plan.appliance.name)
         except BaseException as exc:
-            _roll_back(target, plan, debconf_before, installed_before, exc)
+            _roll_back(target, plan, debconf_before, before, exc)
             raise AssertionError("unreachable")  # _roll_back always raises
         answer_warnings = _compare_answers(target, plan, secrets)
         secrets_file = credentials.store(target, plan.appliance.name, secrets) if secrets else None
@@ -363,7 +363,7 @@ def _run_apt_get(plan: Plan) -> None:
     with open(log_path, "wb") as log:
         proc = start(argv, target=target, env=_apt_env(), stdout=log, pass_fds=(write_fd,))
         os.close(write_fd)
-        errors = _follow_status(proc, read_fd, bar, plan.request.stall_timeout)
+        errors = _follow_status(proc, read_fd, bar, plan.request.stall_timeout, plan.seed.seed)
     if proc.returncode != 0:
         tail = "\n".join(log_path.read_text("utf-8", "replace").splitlines()[-12:])
         detail = "; ".join(errors) if errors else f"apt-get exited with status {proc.returncode}"
@@ -380,7 +380,7 @@ class Stalled(VatoolsError):
 
 
 def _follow_status(
-    proc: subprocess.Popen[bytes], read_fd: int, bar: ProgressBar, stall_timeout: float
+    proc: subprocess.Popen[bytes], read_fd: int, bar: ProgressBar, stall_timeout: float, seed: Seed
 ) -> list[str]:
     """Show apt's progress until it exits; returns dpkg's error lines.
 
@@ -397,7 +397,7 @@ def _follow_status(
             ready, _, _ = select.select([read_fd], [], [], 0.5)
             if not ready:
                 if time.monotonic() - last_progress > stall_timeout:
-                    raise Stalled(_stall_message(proc, doing, stall_timeout))
+                    raise Stalled(_stall_message(proc, doing, stall_timeout, seed))
                 continue
             chunk = os.read(read_fd, 65536)
             if not chunk:
@@ -426,13 +426,21 @@ def _follow_status(
     return errors
 
 
-def _stall_message(proc: subprocess.Popen[bytes], doing: str, seconds: float) -> str:
+def _stall_message(proc: subprocess.Popen[bytes], doing: str, seconds: float, seed: Seed) -> str:
+    """Say which package stalled, what runs, and which seeded answers it was given."""
+    message = f"apt made no progress for {seconds:.0f} s while {doing!r}"
     scripts = _maintainer_scripts_running(proc.pid)
-    where = f"; still running: {', '.join(scripts)}" if scripts else ""
-    return (
-        f"apt made no progress for {seconds:.0f} s while {doing!r}{where}. A debconf config"
-        " script that asks a question again and again (an answer it rejects) looks like this"
-    )
+    if scripts:
+        message += f"; still running: {', '.join(scripts)}"
+    words = doing.split()
+    package = words[1] if len(words) > 1 else ""
+    asked = [q for q, sel in seed.answers().items() if sel.owner == package]
+    if asked:
+        message += (
+            f".\nThe seed answers {package}'s questions {', '.join(asked)}: a config script"
+            " asks again forever when it rejects an answer, so check those values"
+        )
+    return message
 
 
 def _maintainer_scripts_running(group: int) -> list[str]:
@@ -501,30 +509,26 @@ def _roll_back(
     target: Target,
     plan: Plan,
     debconf_before: debconfdb.DebconfSnapshot,
-    installed_before: dict[str, str],
+    before: tuple[dict[str, str], dict[str, str]],
     cause: BaseException,
 ) -> None:
     """Undo a failed install: purge what it added, reinstate what it removed, restore debconf."""
+    present_before, installed_before = before
     reason = "interrupted" if isinstance(cause, KeyboardInterrupt) else str(cause)
     step("Rolling back")
     problems: list[str] = []
-    now = dpkgstatus.installed_versions(target)
-    added = sorted(set(now) - set(installed_before))
-    if added:
-        result = run(["apt-get", "purge", "--yes", *added], target=target, env=_apt_env(), check=False)
-        if result.returncode != 0:
-            result = run(["dpkg", "--purge", "--force-remove-reinstreq", *added], target=target,
-                         env=_apt_env(), check=False)
-            if result.returncode != 0:
-                problems.append(f"purging {' '.join(added)} failed")
-    removed = {pkg: v for pkg, v in installed_before.items() if pkg not in dpkgstatus.installed_versions(target)}
-    if removed:
-        specs = [f"{pkg.rsplit(':', 1)[0]}={version}" for pkg, version in removed.items()]
-        result = run(["apt-get", "install", "--yes", *specs], target=target, env=_apt_env(), check=False)
-        if result.returncode != 0:
+    added = sorted(set(dpkgstatus.present_versions(target)) - set(present_before))
+    if added and not _purge(target, added):
+        problems.append(f"purging {' '.join(added)} failed")
+    installed_now = dpkgstatus.installed_versions(target)
+    missing = {pkg: v for pkg, v in installed_before.items() if pkg not in installed_now}
+    if missing:
+        specs = [f"{pkg.rsplit(':', 1)[0]}={version}" for pkg, version in missing.items()]
+        argv = ["apt-get", "install", "--yes", "--no-remove", *specs]
+        if run(argv, target=target, env=_apt_env(), check=False).returncode != 0:
             problems.append(f"reinstalling {' '.join(specs)} failed")
     debconfdb.restore(target, debconf_before)
-    if dpkgstatus.installed_versions(target) != installed_before and not problems:
+    if not problems and dpkgstatus.installed_versions(target) != installed_before:
         problems.append("the set of installed packages differs from before")
     if problems:
         raise RollbackIncomplete(
@@ -538,3 +542,16 @@ def _roll_back(
         " the installed packages and the debconf database are as before.",
         hint=f"apt's output is in {LOG_FILE}",
     ) from cause
+
+
+def _purge(target: Target, packages: list[str]) -> bool:
+    """Purge packages, half-installed ones included; dpkg first, since apt refuses to work
+    after an interrupted dpkg until `dpkg --configure -a`, which would rerun what failed."""
+    for argv in (
+        ["dpkg", "--purge", "--force-remove-reinstreq", *packages],
+        ["apt-get", "purge", "--yes", *packages],
+    ):
+        run(argv, target=target, env=_apt_env(), check=False)
+        if not set(packages) & set(dpkgstatus.present_versions(target)):
+            return True
+    return False
