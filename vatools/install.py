@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import select
+import signal
 import subprocess
 import time
 from contextlib import contextmanager
@@ -460,8 +461,6 @@ def _maintainer_scripts_running(group: int) -> list[str]:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    import signal
-
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
@@ -515,6 +514,9 @@ def _roll_back(
     """Undo a failed install: purge what it added, reinstate what it removed, restore debconf."""
     present_before, installed_before = before
     reason = "interrupted" if isinstance(cause, KeyboardInterrupt) else str(cause)
+    # A second Ctrl-C must not cut the rollback short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     step("Rolling back")
     problems: list[str] = []
     added = sorted(set(dpkgstatus.present_versions(target)) - set(present_before))
