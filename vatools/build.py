@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import fcntl
 import fnmatch
-import re
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -42,16 +42,20 @@ JUNK_NAMES = (".git", "build", "__pycache__", ".pytest_cache", ".mypy_cache", ".
 SUITE_NAME = re.compile(r"[a-z][a-z0-9.-]*")
 
 CHROOT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
+# No -dbgsym packages: appliances are not debugged from our repository, and they double its size.
+BUILD_ENV = {"DEB_BUILD_OPTIONS": "noddebs"}
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 HOST_CA_INSIDE = "/etc/ssl/certs/vatools-build-host-ca.crt"
 
 
 class BuildFailed(CommandFailed):
-    """A build step failed; the message ends with the path of the full log."""
+    """A build step failed; the message names the step (not just "chroot") and the full log."""
 
-    def __init__(self, failed: CommandFailed, log_file: Path) -> None:
+    def __init__(self, failed: CommandFailed, step: list[str], where: str, log_file: Path) -> None:
         super().__init__(failed.argv, failed.returncode, failed.output, failed.hint)
-        self.message += f"\nfull build log: {log_file}"
+        tail = "\n".join(failed.output.strip().splitlines()[-15:])
+        self.message = (f"{' '.join(step)} {where}exited with status {failed.returncode}:\n"
+                        f"{tail}\nfull build log: {log_file}")
         self.log_file = log_file
 
 
@@ -156,7 +160,8 @@ def _logged(log_file: Path, argv: list[str], *, target: Target = HOST,
         result = run(argv, target=target, env=env, cwd=cwd, hint=hint)
     except CommandFailed as failed:
         _append(log_file, argv, failed.output, time.monotonic() - started)
-        raise BuildFailed(failed, log_file) from None
+        where = "" if target.is_host else f"(in {target.root}) "
+        raise BuildFailed(failed, argv, where, log_file) from None
     _append(log_file, argv, result.stdout, time.monotonic() - started)
     return result.stdout
 
@@ -177,7 +182,7 @@ def _built_debs(directory: Path, source: str) -> list[Path]:
 def _build_here(source_dir: Path, name: str, work: Path, log_file: Path) -> list[Path]:
     tree = work / name
     copy_source(source_dir, tree)
-    _logged(log_file, ["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=tree,
+    _logged(log_file, ["dpkg-buildpackage", "-us", "-uc", "-b"], cwd=tree, env=BUILD_ENV,
             hint=f"install the build dependencies: apt-get build-dep {source_dir}")
     return _built_debs(work, name)
 
@@ -223,7 +228,7 @@ def _prepare_chroot(root: Path) -> None:
 
 def _build_env() -> dict[str, str]:
     """The build's environment: the host's TLS trust (copied in) and proxy settings."""
-    env = dict(CHROOT_ENV)
+    env = CHROOT_ENV | BUILD_ENV
     if Path(HOST_CA_BUNDLE).is_file():
         env.update(PIP_CERT=HOST_CA_INSIDE, SSL_CERT_FILE=HOST_CA_INSIDE,
                    REQUESTS_CA_BUNDLE=HOST_CA_INSIDE)
