@@ -27,7 +27,7 @@ from vatools import aptq, credentials, debconfdb, dpkgstatus, templates
 from vatools.errors import RollbackIncomplete, RolledBack, VatoolsError
 from vatools.progress import ProgressBar, parse_status_line, step
 from vatools.run import Target, run, start
-from vatools.seedcheck import check_against_templates
+from vatools.seedcheck import check_against_templates, check_unanswered
 from vatools.seedfile import Location, Problem, Seed, Selection, check_syntax, load_seed, parse_seed
 
 SEED_IN_PACKAGE = "/usr/share/vatools/seeds/{name}.seed"
@@ -128,6 +128,7 @@ def prepare(request: Request) -> Plan:
     if any(p.is_error for p in problems):
         raise SeedRejected(choice.where, problems)
     problems += _answers_for_installed_packages(seed, known, changes)
+    problems += check_unanswered(seed, known, {name for name, _ in changes.install})
     not_asked = [p.location for p in problems if p.code == "not-asked"]
     seed = replace(seed, selections=tuple(s for s in seed.selections if s.location not in not_asked))
     generate = tuple(

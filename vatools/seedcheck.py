@@ -160,3 +160,30 @@ def check_file(path: Path, target: Target, against: Sequence[str] = ()) -> list[
     else:
         problems += check_against_templates(seed, installed, installed_packages, complete=False)
     return sorted(problems, key=_line)
+
+
+def check_unanswered(
+    seed: Seed, templates: Mapping[str, Template], installing: Set[str]
+) -> list[Problem]:
+    """Questions asked at priority high or critical that the seed leaves unanswered and that
+    have no default: the noninteractive frontend gives them an empty answer."""
+    answers = seed.answers()
+    problems = []
+    for t in sorted(templates.values(), key=lambda t: t.name):
+        if (
+            t.owner in installing
+            and t.priority in ("high", "critical")
+            and t.name not in answers
+            and not t.default
+            and t.type not in ("note", "text", "title", "error")
+        ):
+            problems.append(
+                Problem(
+                    "warning",
+                    f"{t.owner} asks {t.name} ({t.type}) at priority {t.priority} with no default,"
+                    " and the seed does not answer it: it will be empty",
+                    hint=f"add: {t.owner} {t.name} {t.type} VALUE",
+                    code="unanswered",
+                )
+            )
+    return problems

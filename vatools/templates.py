@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -34,6 +34,7 @@ class Template:
     default: str = ""
     choices: tuple[str, ...] | None = None  # None: not a choice type, or computed at run time
     description: str = ""
+    priority: str = ""  # the highest priority its config script asks it with, if seen there
 
 
 def parse_templates(text: str, owner: str) -> dict[str, Template]:
@@ -68,16 +69,42 @@ def _choices(type_: str, field: str | None) -> tuple[str, ...] | None:
 
 
 def from_deb(path: Path) -> tuple[str, dict[str, Template]]:
-    """The package name of a .deb and the templates in its control archive (maybe none)."""
+    """The package name of a .deb and the templates in its control archive (maybe none),
+    with the priority each is asked with, read from the package's config script."""
     try:
         deb = DebFile(str(path))
         package = deb.debcontrol()["Package"]
         if not deb.control.has_file("templates"):
             return package, {}
         text = deb.control.get_content("templates", encoding="utf-8")
+        config = (
+            deb.control.get_content("config", encoding="utf-8", errors="replace")
+            if deb.control.has_file("config")
+            else ""
+        )
     except (DebError, OSError, KeyError, ValueError) as exc:
         raise VatoolsError(f"cannot read {path}: {exc}", hint="is it a .deb file?") from exc
-    return package, parse_templates(text, package)
+    asked = config_priorities(config)
+    return package, {
+        name: replace(t, priority=asked.get(name, "")) for name, t in parse_templates(text, package).items()
+    }
+
+
+_PRIORITIES = ("low", "medium", "high", "critical")
+_DB_INPUT = re.compile(r"db_input\s+[\"']?(low|medium|high|critical)[\"']?\s+[\"']?([\w./+-]+)")
+
+
+def config_priorities(script: str) -> dict[str, str]:
+    """Question -> the highest priority a config script asks it with (`db_input high q`).
+
+    >>> config_priorities('db_input high a/b || true\\ndb_input critical a/b\\ndb_input low a/c')
+    {'a/b': 'critical', 'a/c': 'low'}
+    """
+    found: dict[str, str] = {}
+    for priority, question in _DB_INPUT.findall(script):
+        if _PRIORITIES.index(priority) >= _PRIORITIES.index(found.get(question, "low")):
+            found[question] = priority
+    return found
 
 
 def from_debs(paths: Iterable[Path]) -> tuple[set[str], dict[str, Template]]:

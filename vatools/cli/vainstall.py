@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="override one answer of the seed (repeatable)",
     )
     p.add_argument("--dry-run", action="store_true", help="show the plan; change nothing")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="only check the seed against every package apt would install, as a table;"
+        " exit status 1 when it has errors; change nothing",
+    )
     p.add_argument("--replace", action="store_true", help="replace the appliance already installed")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument(
@@ -87,6 +93,14 @@ def _vainstall(args: argparse.Namespace) -> int:
         lock_timeout=args.lock_timeout,
         stall_timeout=args.stall_timeout,
     )
+    if args.check:
+        try:
+            plan = install.prepare(request)
+        except install.SeedRejected as rejected:
+            _print_problems(rejected.problems)
+            return 1
+        _print_problems(list(plan.warnings))
+        return 0
     plan = install.prepare(request)
     _print_plan(plan)
     if args.dry_run:
@@ -145,6 +159,20 @@ def _print_plan(plan) -> None:  # type: ignore[no-untyped-def]
     names = " ".join(name for name, _ in plan.changes.install)
     print(f"Installs:   {len(plan.changes.install)} packages:")
     print(textwrap.fill(names, width=100, initial_indent="  ", subsequent_indent="  "), flush=True)
+
+
+def _print_problems(problems) -> None:  # type: ignore[no-untyped-def]
+    if not problems:
+        print("The seed answers every question correctly: no problems found.")
+        return
+    rows = [("SEVERITY", "WHERE", "PROBLEM")] + [
+        (p.severity, str(p.location) if p.location else "-", p.message) for p in problems
+    ]
+    width = [max(len(r[i]) for r in rows) for i in range(2)]
+    for severity, where, message in rows:
+        print(f"{severity.ljust(width[0])}  {where.ljust(width[1])}  {message}")
+    errors = sum(p.is_error for p in problems)
+    print(f"\n{errors} error(s), {len(problems) - errors} warning(s)")
 
 
 def _print_outcome(outcome) -> None:  # type: ignore[no-untyped-def]
