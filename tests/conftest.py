@@ -127,7 +127,8 @@ def harness_dir() -> Iterator[Path]:
     try:
         yield workdir
     finally:
-        Chroot(workdir).remove()  # refuses while anything below is mounted
+        with TIMINGS.measure("removing the session's trees and scratch dir"):
+            Chroot(workdir).remove()  # refuses while anything below is mounted
 
 
 @pytest.fixture(scope="session")

@@ -137,7 +137,7 @@ def test_server_tree_has_vatools_from_our_signed_repo(server_root: Chroot, repo:
     assert f"Signed-By: {KEYRING_INSIDE}" in source and "Suites: ./" in source
     # apt fetched the signed InRelease (no unsigned Release fallback was allowed).
     lists = [p.name for p in server_root.path("/var/lib/apt/lists").iterdir()]
-    assert any(name.startswith("127.0.0.1_") and name.endswith("_InRelease") for name in lists), lists
+    assert any(name.startswith("127.0.0.1:") and name.endswith("_InRelease") for name in lists), lists
     assert server_root.run(["vainstall", "--help"], check=False).returncode == 0
 
 
