@@ -29,6 +29,7 @@ help:
 	@echo "make repo        build everything and publish signed repositories in $(REPO_DIR)"
 	@echo "make bench       measurements against the raw tools"
 	@echo "make lint        mypy (and ruff where Debian has it), lintian on the built debs"
+	@echo "                 (those of make deb and appliances, and of make repo if it ran)"
 
 setup:
 	apt-get update
@@ -60,7 +61,7 @@ lint: deb appliances
 	@if apt-cache show ruff >/dev/null 2>&1; then \
 		$(APT_INSTALL) ruff && ruff check vatools tests; \
 	else echo "ruff: not packaged in this Debian release, not run"; fi
-	lintian --fail-on error,warning $(DEBS_DIR)/*.deb
+	lintian --fail-on error,warning $(DEBS_DIR)/*.deb $(wildcard $(REPO_DIR)/*/*.deb)
 
 clean:
 	rm -rf build

@@ -143,7 +143,11 @@ def read_seed(deb: Path) -> tuple[str, bytes] | None:
                     f"{deb.name} has a {SEED_FIELD} field but no seed at /{wanted}",
                     hint=f"install the seed as /{wanted} (debian/{control['Package']}.install)")
             wanted = seeds[0]
-        return str(expected).strip().lower(), package.data.get_content(wanted)
+        seed = package.data.get_content(wanted, follow_symlinks=True)
+        if seed is None:
+            raise VatoolsError(f"{deb.name}: /{wanted.removeprefix('./')} is not a regular file",
+                               hint="install the seed itself, not a link or directory")
+        return str(expected).strip().lower(), seed
 
 
 def _publish_seed(deb: Path) -> None:
