@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import shutil
+import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
@@ -127,7 +128,18 @@ def sources_entry(suite_dir: Path) -> str:
 
 def read_seed(deb: Path) -> tuple[str, bytes] | None:
     """(expected sha256, seed bytes) of an appliance deb, or None for a deb without a seed."""
-    from debian.debfile import DebFile  # slow import, only needed when publishing
+    from debian.arfile import ArError  # slow imports, only needed when publishing
+    from debian.debfile import DebError
+
+    try:
+        return _read_seed(deb)
+    except (ArError, DebError, tarfile.TarError, EOFError) as error:
+        raise VatoolsError(f"{deb} is not a readable .deb: {error}",
+                           hint="rebuild it with dpkg-buildpackage") from None
+
+
+def _read_seed(deb: Path) -> tuple[str, bytes] | None:
+    from debian.debfile import DebFile
 
     with DebFile(str(deb)) as package:
         control = package.debcontrol()
@@ -138,6 +150,7 @@ def read_seed(deb: Path) -> tuple[str, bytes] | None:
         seeds = [name for name in package.data.tgz().getnames()
                  if name.removeprefix("./").startswith(SEEDS_DIR + "/") and name.endswith(".seed")]
         if not package.data.has_file(wanted):
+            # An appliance named apart from its package (NAME vs NAME-appliance): its only seed.
             if len(seeds) != 1:
                 raise VatoolsError(
                     f"{deb.name} has a {SEED_FIELD} field but no seed at /{wanted}",

@@ -182,3 +182,10 @@ def test_cli_requires_a_repo_subcommand(capsys: pytest.CaptureFixture[str]) -> N
     with pytest.raises(SystemExit) as exit:
         parse(["repo"])
     assert exit.value.code == 2
+
+
+def test_read_seed_names_a_file_that_is_not_a_deb(tmp_path: Path) -> None:
+    junk = tmp_path / "x_1.0_all.deb"
+    junk.write_text("not an ar archive\n")
+    with pytest.raises(VatoolsError, match=r"x_1.0_all.deb is not a readable .deb"):
+        vatools.repo.read_seed(junk)
