@@ -40,7 +40,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import pytest
 
@@ -49,6 +49,9 @@ from tests.support.net import serve_directory
 from tests.support.pristine import SUITES, pristine_tree, require_tools
 from tests.support.repo import Repo, build_repo, make_server_tree
 from tests.support.timing import TIMINGS
+
+if TYPE_CHECKING:
+    from _pytest.terminal import TerminalReporter
 
 ChrootFactory = Callable[[str], Chroot]
 
@@ -67,12 +70,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         names.extend(marker.args)
     unknown = set(names) - set(SUITES)
     if unknown:
-        raise pytest.UsageError(f"{metafunc.definition.nodeid}: unknown suite {sorted(unknown)}; known: {SUITES}")
+        raise pytest.UsageError(
+            f"{metafunc.definition.nodeid}: unknown suite {sorted(unknown)}; known: {SUITES}"
+        )
     chosen = [s for s in SUITES if s in names] if names else list(SUITES)
     metafunc.parametrize("suite", chosen, ids=chosen)
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
     lines = TIMINGS.report()
     if lines:
         terminalreporter.write_sep("=", "vatools harness: expensive steps")
@@ -113,10 +118,20 @@ class _Trees:
 
 def _check_host() -> None:
     if os.geteuid() != 0:
-        pytest.fail("integration tests need root (mmdebstrap --mode=root, chroot, mount)", pytrace=False)
+        pytest.fail(
+            "integration tests need root (mmdebstrap --mode=root, chroot, mount)", pytrace=False
+        )
     try:
-        require_tools("mmdebstrap", "chroot", "mount", "umount", "cp", "gpg", "dpkg-buildpackage",
-                      "apt-ftparchive")
+        require_tools(
+            "mmdebstrap",
+            "chroot",
+            "mount",
+            "umount",
+            "cp",
+            "gpg",
+            "dpkg-buildpackage",
+            "apt-ftparchive",
+        )
     except Exception as error:  # noqa: BLE001 - reported as a failure with its own words
         pytest.fail(str(error), pytrace=False)
 
@@ -173,8 +188,9 @@ def pristine(_trees: _Trees, request: pytest.FixtureRequest) -> Iterator[ChrootF
 
 
 @pytest.fixture
-def server(_trees: _Trees, repo: Repo, repo_server: str,
-           request: pytest.FixtureRequest) -> Iterator[ChrootFactory]:
+def server(
+    _trees: _Trees, repo: Repo, repo_server: str, request: pytest.FixtureRequest
+) -> Iterator[ChrootFactory]:
     made: list[Chroot] = []
 
     def make(suite: str) -> Chroot:
@@ -195,4 +211,3 @@ def pristine_root(pristine: ChrootFactory, suite: str) -> Chroot:
 @pytest.fixture
 def server_root(server: ChrootFactory, suite: str) -> Chroot:
     return server(suite)
-

@@ -1,4 +1,4 @@
-"""Tests of the test harness itself: safe removal of chroots, the server tree, Apache on loopback."""
+"""Tests of the test harness itself: safe chroot removal, the server tree, Apache on loopback."""
 
 from __future__ import annotations
 
@@ -99,8 +99,14 @@ def test_remove_refuses_while_a_mount_is_busy(pristine_root: Chroot, tmp_path: P
 @pytest.mark.suite("bookworm")
 def test_run_gives_a_clean_environment_and_policy_rc_d(pristine_root: Chroot) -> None:
     env = pristine_root.run(["env"], env={"EXTRA": "1"}).stdout.split()
-    assert sorted(env) == sorted(["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8",
-                                  "DEBIAN_FRONTEND=noninteractive", "EXTRA=1"])
+    assert sorted(env) == sorted(
+        [
+            "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG=C.UTF-8",
+            "DEBIAN_FRONTEND=noninteractive",
+            "EXTRA=1",
+        ]
+    )
     assert pristine_root.run(["/usr/sbin/policy-rc.d"], check=False).returncode == 101
     with pytest.raises(subprocess.CalledProcessError, match="exited with status 3"):
         pristine_root.run(["sh", "-c", "echo boom >&2; exit 3"])
@@ -128,7 +134,9 @@ def test_repo_server_serves_signed_indexes(repo: Repo, repo_server: str) -> None
 
 
 @pytest.mark.integration
-def test_server_tree_has_vatools_from_our_signed_repo(server_root: Chroot, repo: Repo, suite: str) -> None:
+def test_server_tree_has_vatools_from_our_signed_repo(
+    server_root: Chroot, repo: Repo, suite: str
+) -> None:
     status = server_root.run(["dpkg-query", "-W", "-f", "${Status} ${Version}", "vatools"]).stdout
     assert status == f"install ok installed {repo.packages(suite)['vatools']}"
     policy = server_root.run(["apt-cache", "policy", "vatools"]).stdout
@@ -137,7 +145,9 @@ def test_server_tree_has_vatools_from_our_signed_repo(server_root: Chroot, repo:
     assert f"Signed-By: {KEYRING_INSIDE}" in source and "Suites: ./" in source
     # apt fetched the signed InRelease (no unsigned Release fallback was allowed).
     lists = [p.name for p in server_root.path("/var/lib/apt/lists").iterdir()]
-    assert any(name.startswith("127.0.0.1:") and name.endswith("_InRelease") for name in lists), lists
+    assert any(
+        name.startswith("127.0.0.1:") and name.endswith("_InRelease") for name in lists
+    ), lists
     assert server_root.run(["vainstall", "--help"], check=False).returncode == 0
 
 

@@ -32,7 +32,7 @@ class ApacheFailed(Exception):
 
 
 def _loopback_config(chroot: Chroot, port: int) -> dict[Path, str]:
-    """Rewrite Listen and port-80 vhosts to 127.0.0.1:port; returns the original texts by host path."""
+    """Rewrite Listen and port-80 vhosts to 127.0.0.1:port; returns the original texts."""
     originals: dict[Path, str] = {}
     ports = chroot.resolve(PORTS_CONF)
     originals[ports] = ports.read_text()
@@ -72,7 +72,7 @@ def _stop(chroot: Chroot, pid: int | None) -> None:
 
 @contextlib.contextmanager
 def serve_apache(chroot: Chroot, port: int) -> Iterator[str]:
-    """Start the chroot's Apache on 127.0.0.1:port; yields its base URL; stops it and unmounts after."""
+    """Start the chroot's Apache on 127.0.0.1:port, yield its base URL; stop it, unmount after."""
     if not chroot.resolve("/usr/sbin/apache2ctl").exists():
         raise ApacheFailed(f"apache2 is not installed in {chroot.root}")
     originals = _loopback_config(chroot, port)
@@ -80,9 +80,14 @@ def serve_apache(chroot: Chroot, port: int) -> Iterator[str]:
         with chroot.mount_proc():
             pid = None
             try:
-                started = chroot.run(["apache2ctl", "start"], check=False, env=APACHECTL_ENV, timeout=60)
+                started = chroot.run(
+                    ["apache2ctl", "start"], check=False, env=APACHECTL_ENV, timeout=60
+                )
                 if started.returncode != 0:
-                    raise ApacheFailed(f"apache2ctl start failed:\n{started.stdout}{started.stderr}{_error_log(chroot)}")
+                    raise ApacheFailed(
+                        f"apache2ctl start failed:\n{started.stdout}{started.stderr}"
+                        + _error_log(chroot)
+                    )
                 try:
                     wait_for_port(port, timeout=30)
                 except TimeoutError as error:

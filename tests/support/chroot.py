@@ -20,7 +20,9 @@ CHROOT_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
 # Maintainer scripts call invoke-rc.d, which asks this script; 101 = "action not allowed",
 # so installing a package never starts its service in the chroot (or, worse, on the host).
-POLICY_RC_D = "#!/bin/sh\n# vatools test harness: never start services from maintainer scripts.\nexit 101\n"
+POLICY_RC_D = (
+    "#!/bin/sh\n# vatools test harness: never start services from maintainer scripts.\nexit 101\n"
+)
 
 # What dpkg and debconf keep: equal digests before and after mean "nothing was changed".
 STATE_FILES = (
@@ -100,7 +102,10 @@ class Chroot:
         return self.root / inside.lstrip("/")
 
     def resolve(self, inside: str) -> Path:
-        """Like path(), with symlinks followed inside the tree: /var/run -> /run must not lead to the host's /run."""
+        """Like path(), with symlinks followed inside the tree.
+
+        An absolute link such as /var/run -> /run must lead to the tree's /run, not the host's.
+        """
         pending = list(PurePosixPath("/", inside).parts[1:])
         current = PurePosixPath("/")
         hops = 0
@@ -134,7 +139,7 @@ class Chroot:
         target.chmod(mode)
 
     def argv(self, argv: Sequence[str], env: dict[str, str] | None = None) -> list[str]:
-        """The host command line that runs `argv` inside, with nothing inherited from our environment."""
+        """The host command line that runs `argv` inside, inheriting nothing of our environment."""
         variables = {"PATH": CHROOT_PATH, "LANG": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"}
         variables.update(env or {})
         assignments = [f"{key}={value}" for key, value in variables.items()]
@@ -181,7 +186,9 @@ class Chroot:
         digests = {}
         for inside in STATE_FILES:
             file = self.resolve(inside)
-            digests[inside] = hashlib.sha256(file.read_bytes()).hexdigest() if file.exists() else "missing"
+            digests[inside] = (
+                hashlib.sha256(file.read_bytes()).hexdigest() if file.exists() else "missing"
+            )
         return digests
 
     def mounts(self) -> list[Path]:
@@ -189,7 +196,7 @@ class Chroot:
 
     @contextlib.contextmanager
     def mount_proc(self) -> Iterator[None]:
-        """/proc mounted inside for the duration (apache2ctl and some maintainer scripts want it)."""
+        """/proc mounted inside for the duration (apache2ctl wants it)."""
         proc_dir = self.path("/proc")
         proc_dir.mkdir(exist_ok=True)
         subprocess.run(["mount", "-t", "proc", "proc", str(proc_dir)], check=True)
@@ -199,7 +206,7 @@ class Chroot:
             subprocess.run(["umount", str(proc_dir)], check=True)
 
     def remove(self) -> None:
-        """Unmount everything under the tree (deepest first), then delete it; refuse if a mount stays."""
+        """Unmount all below (deepest first), then delete the tree; refuse if a mount stays."""
         if not self.root.exists():
             return
         if Path(os.path.realpath(self.root)) == Path("/"):

@@ -27,7 +27,8 @@ def require_tools(*names: str) -> None:
     missing = [name for name in names if shutil.which(name) is None]
     if missing:
         raise MissingTool(
-            f"the test harness needs {', '.join(missing)}: install it (apt-get install {' '.join(missing)})"
+            f"the test harness needs {', '.join(missing)}:"
+            f" install it (apt-get install {' '.join(missing)})"
         )
 
 
@@ -51,6 +52,8 @@ def pristine_tree(cache: Path, suite: str) -> Path:
             )
         if done.returncode != 0:
             Chroot(partial).remove()
-            raise RuntimeError(f"mmdebstrap {suite} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+            raise RuntimeError(
+                f"mmdebstrap {suite} failed ({done.returncode}):\n{done.stderr[-3000:]}"
+            )
         partial.rename(tree)
         return tree

@@ -23,7 +23,7 @@ SOURCES_INSIDE = "/etc/apt/sources.list.d/vatools.sources"
 
 @dataclass(frozen=True)
 class Repo:
-    """A built repository: its directory (served over HTTP), where its signing key is kept, its suites."""
+    """A built repository: its directory (served over HTTP), its key dir and its suites."""
 
     directory: Path
     key_dir: Path
@@ -56,8 +56,13 @@ def build_repo(workdir: Path, top: Path = TOP, suites: tuple[str, ...] = SUITES)
 
     directory, key_dir = workdir / "repo", workdir / "key"
     with TIMINGS.measure("repository build (" + ", ".join(suites) + ")"):
-        build_repository(directory, top=top, suites=list(suites), key_dir=key_dir,
-                         extra_sources=probe_sources(top))
+        build_repository(
+            directory,
+            top=top,
+            suites=list(suites),
+            key_dir=key_dir,
+            extra_sources=probe_sources(top),
+        )
     return Repo(directory=directory, key_dir=key_dir, suites=suites)
 
 

@@ -40,7 +40,7 @@ class Timings:
             return list(self._done)
 
     def report(self) -> list[str]:
-        """One line per label, first-seen order: "  19.4 s  mmdebstrap bookworm" (or a count and total)."""
+        """One line per label, in first-seen order: "   19.4 s  mmdebstrap bookworm"."""
         grouped: dict[str, list[float]] = {}
         for timing in self.all():
             grouped.setdefault(timing.label, []).append(timing.seconds)
@@ -49,7 +49,10 @@ class Timings:
             if len(seconds) == 1:
                 lines.append(f"{seconds[0]:7.1f} s  {label}")
             else:
-                lines.append(f"{sum(seconds):7.1f} s  {label} (x{len(seconds)}, longest {max(seconds):.1f} s)")
+                lines.append(
+                    f"{sum(seconds):7.1f} s  {label}"
+                    f" (x{len(seconds)}, longest {max(seconds):.1f} s)"
+                )
         return lines
 
 
