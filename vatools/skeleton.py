@@ -77,8 +77,8 @@ def render_skeleton(
     """The skeleton text: a header, then one section per package that asks questions (the
     requested packages first, in order, then the others by name)."""
     questions = [t for t in found.values() if t.type not in MESSAGE_TYPES]
-    owners = sorted({t.owner for t in questions}, key=lambda o: (o not in requested,
-                                                                 requested.index(o) if o in requested else 0, o))
+    asking = {t.owner for t in questions}
+    owners = [o for o in requested if o in asking] + sorted(asking - set(requested))
     pairs = password_pairs(found)
     no_default = [t for t in questions if _lacks_default(t)]
     summary = (
@@ -86,12 +86,11 @@ def render_skeleton(
         f" {len(no_default)} without a default."
         if questions else "None of these packages asks a debconf question."
     )
-    many = len(requested) > 1
+    them = "them" if len(requested) > 1 else "it"
     header = render_data(
         "skeleton-header.in",
         packages=", ".join(requested),
-        those="them" if many else "it",
-        them="them" if many else "it",
+        them=them,
         where=where,
         closure_count=str(len(set(closure))),
         summary=summary,
@@ -99,7 +98,7 @@ def render_skeleton(
     header = _rewrap_comments(header)
     sections = [header]
     for owner in owners:
-        origin = "" if owner in requested else f" (installed with {'them' if many else 'it'} by apt)"
+        origin = "" if owner in requested else f" (installed with {them} by apt)"
         blocks = [f"# ==== {owner}{origin} ===="]
         blocks += [_question(t, pairs) for t in questions if t.owner == owner]
         sections.append("\n\n".join(blocks) + "\n")
@@ -162,6 +161,7 @@ def _rewrap_comments(text: str) -> str:
     def flush() -> None:
         if paragraph:
             out.extend(f"# {line}" for line in textwrap.wrap(" ".join(paragraph), WIDTH - 2,
+                                                             break_long_words=False,
                                                              break_on_hyphens=False))
             paragraph.clear()
 

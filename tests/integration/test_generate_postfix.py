@@ -93,8 +93,8 @@ def test_new_postfix_appliance_from_skeleton_to_installed_server(
     seed_file = top / "seeds" / f"{NAME}.seed"
     assert os.readlink(top / "appliances" / NAME / f"{NAME}.seed") == f"../../seeds/{NAME}.seed"
     skeleton = seed_file.read_text()
-    assert f"Debian {suite} ({chroot.root.resolve()})" in " ".join(
-        line.lstrip("# ") for line in skeleton.splitlines())
+    prose = " ".join(line.lstrip("# ") for line in skeleton.splitlines())
+    assert f"asks on Debian {suite} ({chroot.root.resolve()})" in prose
     assert "# ==== postfix ====" in skeleton
 
     # 2. Refused a second time, unchanged.
