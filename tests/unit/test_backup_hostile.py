@@ -17,8 +17,7 @@ from typing import Any, Callable
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_backup_helpers import (build_abf, entry, good_config, good_data, make_target,
-                                 snapshot, tar_gz)
+from test_backup_helpers import build_abf, entry, good_data, make_target, snapshot
 
 from vatools.backup.restore import plan_restore, restore
 from vatools.cli.backup import main

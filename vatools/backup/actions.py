@@ -87,7 +87,10 @@ def migrations(target: Target, manifest: BackupManifest, backup_version: str) ->
         needed = not backup_version or version_compare(backup_version, name) <= 0
         if older_than_installed and needed:
             steps.append(Migration(name, f"{manifest.hooks_dir}/migrate/{name}"))
-    by_version = cmp_to_key(lambda a, b: version_compare(a.from_version, b.from_version))
+    def compare(a: Migration, b: Migration) -> int:
+        return int(version_compare(a.from_version, b.from_version))
+
+    by_version = cmp_to_key(compare)
     return tuple(sorted(steps, key=by_version))
 
 

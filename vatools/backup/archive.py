@@ -135,7 +135,7 @@ class BackupFile:
         gunzip = GunzipThreadReader(raw, self.max_tar_bytes(archive))
         total = self.total_compressed()
         try:
-            with tarfile.open(fileobj=gunzip, mode="r|", errorlevel=2) as tar:  # type: ignore[call-overload]
+            with tarfile.open(fileobj=gunzip, mode="r|", errorlevel=2) as tar:  # type: ignore[arg-type]
                 for member in tar:
                     checked = checker.check(member)
                     if checked is not None and not checked.rel:

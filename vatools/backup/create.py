@@ -131,7 +131,7 @@ class _TreeWriter:
         if info is None:
             raise VatoolsError(f"cannot back up {path}: it {problem or 'is not a regular file'}")
         ns = st.st_mtime_ns  # exact, in a pax record (tar --format=posix does the same)
-        info.pax_headers["mtime"] = f"{ns // 10**9}.{ns % 10**9:09d}"
+        info.pax_headers = {**info.pax_headers, "mtime": f"{ns // 10**9}.{ns % 10**9:09d}"}
         info.uname = self.accounts.user_name(info.uid)
         info.gname = self.accounts.group_name(info.gid)
         if info.isreg():
@@ -149,7 +149,7 @@ class _TreeWriter:
         else:
             self.tar.addfile(info)
         self.entries += 1
-        self.tar.members.clear()  # tarfile keeps every header otherwise: memory would grow
+        self.tar.members.clear()  # type: ignore[attr-defined]  # else memory grows per entry
 
 
 def _write_archive(zf: zipfile.ZipFile, archive: str, stamp: tuple[int, ...],

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import]  # no stubs in Debian
 
 from vatools.backup.manifest import (ARCHIVE_OF_KIND, BackupManifest, ManifestError, Root,
                                      check_root_path, root_name)

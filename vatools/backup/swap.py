@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from vatools.backup.info import BadBackup
 from vatools.run import Target
