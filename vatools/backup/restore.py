@@ -48,6 +48,7 @@ class RestorePlan:
     migrations: tuple[actions.Migration, ...]
     services: tuple[str, ...]
     sizes: dict[str, ArchiveSize]
+    interrupted: str = ""  # the backup of a killed restore, repaired first
 
     def describe(self) -> list[str]:
         info = self.backup.info
@@ -62,6 +63,8 @@ class RestorePlan:
             lines.append(f"  {action}: {change.root.path}")
         lines += [f"  keep (not in the backup): {path}" for path in self.untouched]
         lines.append("services to stop and start: " + (" ".join(self.services) or "none"))
+        if self.interrupted:
+            lines.append(f"first, repair the interrupted restore of {self.interrupted}")
         lines += [f"migration step: {m.path}" for m in self.migrations]
         return lines
 
@@ -104,7 +107,9 @@ def _plan(backup: BackupFile, target: Target, progress: Progress | None) -> Rest
                                os.path.lexists(target.path(root.path))) for root in info.roots)
     _check_space(target, info.roots, sizes)
     untouched = tuple(sorted(declared - {r.path for r in info.roots}))
-    return RestorePlan(backup, appliance, changes, untouched, steps, manifest.services, sizes)
+    journal = swap.read_journal(target)
+    return RestorePlan(backup, appliance, changes, untouched, steps, manifest.services, sizes,
+                       journal.backup if journal else "")
 
 
 def link_lookup(target: Target) -> Callable[[str], str | None]:
@@ -138,8 +143,12 @@ def locked(target: Target) -> Iterator[None]:
 
 
 def _staging_paths(target: Target, plan: RestorePlan) -> tuple[swap.RootSwap, ...]:
-    return tuple(swap.RootSwap(str(target.path(c.root.path)), c.exists_now, c.in_backup)
-                 for c in plan.changes)
+    # what exists is looked at now, after any repair of an interrupted restore
+    swaps = []
+    for change in plan.changes:
+        path = str(target.path(change.root.path))
+        swaps.append(swap.RootSwap(path, os.path.lexists(path), change.in_backup))
+    return tuple(swaps)
 
 
 def recover(target: Target) -> str:
