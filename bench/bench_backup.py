@@ -86,11 +86,14 @@ def make_tree(root: Path, size: int, seed: int = 42) -> tuple[int, int]:
     return files, written
 
 
-def measure(argv: list[str], cwd: Path | None = None) -> tuple[float, int]:
+def measure(argv: list[str], cwd: Path | None = None, log: Path | None = None) -> tuple[float, int]:
     """Wall time and peak RSS (bytes) of one command."""
     start = time.monotonic()
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL)
+    stderr = open(log, "w") if log else None
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=stderr)
     _, status, usage = os.wait4(proc.pid, 0)
+    if stderr:
+        stderr.close()
     elapsed = time.monotonic() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
@@ -103,15 +106,21 @@ def main() -> int:
     parser.add_argument("--size", default="1G", help="data size, e.g. 1G, 200M (default 1G)")
     parser.add_argument("--dir", default="/var/tmp/vadev/backup/bench", help="scratch directory")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    parser.add_argument("--make-tree", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
     size = parse_size(args.size)
+    if args.make_tree:  # in a child: the generator's memory must not count in the peaks
+        print(*make_tree(Path(args.make_tree), size))
+        return 0
     work = Path(args.dir)
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
     root = work / "root"
     t0 = time.monotonic()
-    files, total = make_tree(root, size)
+    made = subprocess.run([sys.executable, __file__, "--make-tree", str(root), "--size", args.size],
+                          check=True, capture_output=True, text=True).stdout.split()
+    files, total = int(made[0]), int(made[1])
     print(f"tree: {files} files, {total / 1e6:.0f} MB, made in {time.monotonic() - t0:.1f} s")
     py = [sys.executable, "-m", "vatools.cli.backup", "backup"]
     paths = ["etc/bench", "var/lib/bench/data"]
@@ -125,7 +134,8 @@ def main() -> int:
     shutil.rmtree(work / "untar")
     results["tar -xzf over"] = measure(["tar", "-xzf", str(work / "tar.tgz"), "-C", str(root)])
     results["restore"] = measure([*py, "restore", "--root", str(root), str(work / "b.abf")],
-                                 cwd=TOP)
+                                 cwd=TOP, log=work / "restore.log")
+    print("restore phases: " + " / ".join((work / "restore.log").read_text().split("\n")))
     sizes = {"tar.tgz": (work / "tar.tgz").stat().st_size, "b.abf": (work / "b.abf").stat().st_size}
     print(f"archives: tar.tgz {sizes['tar.tgz'] / 1e6:.0f} MB, .abf {sizes['b.abf'] / 1e6:.0f} MB")
     print(f"{'operation':14} {'seconds':>8} {'MB/s':>8} {'peak RSS MB':>12}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -200,15 +201,19 @@ def _restore(plan: RestorePlan, target: Target, progress: Progress | None,
                                    hint="remove it, then try again")
     journal = swap.Journal(str(plan.backup.path), "staging", plan.services, swaps)
     swap.write_journal(target, journal)
+    started = time.monotonic()
     try:
         _stage(plan, target, swaps, progress)
+        staged = time.monotonic()
         os.sync()  # the staged data is on disk before any rename makes it live
     except BaseException:
         for s in swaps:
             swap.undo(s)
         swap.remove_journal(target)
         raise
-    say("staged; stopping services and swapping in")
+    say(f"staged in {staged - started:.1f} s, synced in {time.monotonic() - staged:.1f} s; "
+        "stopping services and swapping in")
+    started = time.monotonic()
     swap.write_journal(target, journal.with_phase("swapping"))
     manifest = plan.appliance.manifest()
     try:
@@ -235,9 +240,13 @@ def _restore(plan: RestorePlan, target: Target, progress: Progress | None,
         raise RolledBack(f"the restore failed: {failure}; {message}",
                          hint=getattr(failure, "hint", None)) from failure
     swap.write_journal(target, journal.with_phase("committed"))
+    say(f"swapped in and started in {time.monotonic() - started:.1f} s; removing the previous "
+        "content")
+    started = time.monotonic()
     for s in swaps:
         swap.commit(s)
     swap.remove_journal(target)
+    say(f"removed the previous content in {time.monotonic() - started:.1f} s")
 
 
 def _stage(plan: RestorePlan, target: Target, swaps: tuple[swap.RootSwap, ...],
