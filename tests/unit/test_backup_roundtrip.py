@@ -180,3 +180,17 @@ def test_format_1_backup_is_read_with_its_absolute_paths_mapped(tmp_path: Path) 
     assert (target / "etc/wiki/local.php").read_text() == "v1 config\n"
     assert (target / "var/lib/wiki/data/start.txt").read_text() == "v1 page\n"
     assert (target / "var/lib/wiki/users.txt").exists()  # not in the v1 backup: kept
+
+
+def test_a_symlinked_parent_is_refused_both_ways(backed_up, tmp_path: Path, capsys) -> None:
+    """In a tree, /var/lib/wiki -> /somewhere would be followed on the host: refused."""
+    target, abf, _ = backed_up
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(target / "var/lib/wiki", elsewhere)
+    os.symlink(elsewhere, target / "var/lib/wiki")
+    whole = snapshot(elsewhere)
+    assert main(["backup", "restore", "--root", str(target), str(abf)]) == 3
+    assert "/var/lib/wiki is a symlink in" in capsys.readouterr().err
+    assert snapshot(elsewhere) == whole
+    assert main(["backup", "create", "--root", str(target), "-o", str(tmp_path / "b.abf")]) == 3
+    assert "/var/lib/wiki is a symlink in" in capsys.readouterr().err

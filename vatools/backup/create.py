@@ -23,7 +23,7 @@ from vatools.backup.accounts import Accounts
 from vatools.backup.info import (INFO_MEMBER, SUMS_MEMBER, TAR_MEMBERS, VERSION_MEMBER,
                                  FORMAT_VERSION, ArchiveSize, Info, info_for)
 from vatools.backup.manifest import (BackupManifest, Root, installed_appliance,
-                                     installed_versions)
+                                     installed_versions, root_location)
 from vatools.backup.members import inside_roots, mode_problem
 from vatools.backup.streams import CHUNK, GzipThreadWriter, HashingWriter
 from vatools.errors import VatoolsError
@@ -67,7 +67,7 @@ def scan(target: Target, manifest: BackupManifest) -> int:
     """Check every entry of every root before anything happens; return the bytes to copy."""
     total = 0
     for root in manifest.roots:
-        top = target.path(root.path)
+        top = root_location(target, root.path)
         if not os.path.lexists(top):
             continue
         st = top.lstat()
@@ -116,7 +116,7 @@ class _TreeWriter:
         self.content_bytes = 0
 
     def add_root(self, root: Root) -> None:
-        top = self.target.path(root.path)
+        top = root_location(self.target, root.path)
         if not os.path.lexists(top):
             return  # absent when backed up: a restore removes it too
         self._add(root, top, root.name)

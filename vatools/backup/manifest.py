@@ -25,6 +25,7 @@ import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from debian.deb822 import Deb822
@@ -141,6 +142,23 @@ class InstalledAppliance:
 
     def manifest(self) -> BackupManifest:
         return BackupManifest.from_control(self.fields, self.name, self.version)
+
+
+def root_location(target: Target, path: str) -> Path:
+    """Where a root lies as seen from here, refusing a symlink among its parents.
+
+    In a tree, an absolute symlink such as /var/run -> /run would otherwise lead to the
+    host's directory; on any system, a symlinked parent would make the swap act elsewhere.
+    """
+    here = target.root
+    parts = path.strip("/").split("/")
+    for part in parts[:-1]:
+        here = here / part
+        if here.is_symlink():
+            raise ManifestError(f"{path}: {'/' + str(here.relative_to(target.root))} is a "
+                                f"symlink in {target}",
+                                hint="declare the real path in the appliance's control fields")
+    return here / parts[-1]
 
 
 def _provides_appliance(provides: str) -> bool:

@@ -24,7 +24,8 @@ from vatools.backup import actions, swap
 from vatools.backup.accounts import Accounts
 from vatools.backup.archive import BackupFile
 from vatools.backup.info import TAR_MEMBERS, ArchiveSize, BadBackup
-from vatools.backup.manifest import InstalledAppliance, Root, installed_appliance
+from vatools.backup.manifest import (InstalledAppliance, ManifestError, Root, installed_appliance,
+                                     root_location)
 from vatools.backup.stage import Stager
 from vatools.errors import RollbackIncomplete, RolledBack, VatoolsError
 from vatools.run import Target
@@ -98,14 +99,18 @@ def _plan(backup: BackupFile, target: Target, progress: Progress | None) -> Rest
         if root.path not in declared:
             raise BadBackup(f"{backup.path} restores {root.path}, which {appliance.name} "
                             f"{appliance.version} does not declare for backups")
-        parent = target.path(os.path.dirname(root.path))
-        if not parent.is_dir() or parent.is_symlink():
+        try:
+            parent = root_location(target, root.path).parent
+        except ManifestError as e:
+            raise BadBackup(e.message, e.hint) from e
+        if not parent.is_dir():
             raise BadBackup(f"{parent} is not a directory, so {root.path} cannot be restored",
                             hint=f"is {appliance.name} installed completely?")
     steps = actions.migrations(target, manifest, info.appliance_version)
     sizes = backup.verify(progress, existing_link=link_lookup(target))
     changes = tuple(RootChange(root, root.name in backup.present_roots,
-                               os.path.lexists(target.path(root.path))) for root in info.roots)
+                               os.path.lexists(root_location(target, root.path)))
+                    for root in info.roots)
     _check_space(target, info.roots, sizes)
     untouched = tuple(sorted(declared - {r.path for r in info.roots}))
     journal = swap.read_journal(target)
@@ -147,7 +152,7 @@ def _staging_paths(target: Target, plan: RestorePlan) -> tuple[swap.RootSwap, ..
     # what exists is looked at now, after any repair of an interrupted restore
     swaps = []
     for change in plan.changes:
-        path = str(target.path(change.root.path))
+        path = str(root_location(target, change.root.path))
         swaps.append(swap.RootSwap(path, os.path.lexists(path), change.in_backup))
     return tuple(swaps)
 
