@@ -91,8 +91,10 @@ def unmount_all(root: Path) -> None:
 class Chroot:
     """A Debian root directory that commands run in with `chroot` and a clean environment."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, owned: Path | None = None) -> None:
         self.root = Path(root)
+        # What remove() deletes: the tree, or the directory holding an overlay's layers.
+        self.owned = Path(owned) if owned is not None else self.root
 
     def __repr__(self) -> str:
         return f"Chroot({str(self.root)!r})"
@@ -207,13 +209,29 @@ class Chroot:
 
     def remove(self) -> None:
         """Unmount all below (deepest first), then delete the tree; refuse if a mount stays."""
-        if not self.root.exists():
+        if not self.owned.exists():
             return
-        if Path(os.path.realpath(self.root)) == Path("/"):
+        if Path(os.path.realpath(self.owned)) == Path("/"):
             raise UnsafeRemoval("refusing to remove /")
-        unmount_all(self.root)
+        unmount_all(self.owned)
         # --one-file-system: even a mount appearing after the check is not crossed.
-        subprocess.run(["rm", "-rf", "--one-file-system", str(self.root)], check=True)
+        subprocess.run(["rm", "-rf", "--one-file-system", str(self.owned)], check=True)
+
+
+def overlay_tree(lower: Path, dest: Path) -> Chroot:
+    """A private writable view of a tree that never changes again (a cached pristine or server
+    tree): an overlayfs mount at dest/root, its changes in dest/upper.  Milliseconds, where a
+    copy takes seconds; remove() unmounts it, then deletes dest."""
+    if dest.exists():
+        raise FileExistsError(f"{dest} exists; remove it first")
+    root, upper, work = dest / "root", dest / "upper", dest / "work"
+    for directory in (root, upper, work):
+        directory.mkdir(parents=True)
+    options = f"lowerdir={lower},upperdir={upper},workdir={work}"
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(root)], check=True)
+    chroot = Chroot(root, owned=dest)
+    chroot.install_policy_rc_d()
+    return chroot
 
 
 def copy_tree(source: Path, dest: Path) -> Chroot:
