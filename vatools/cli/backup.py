@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from vatools.errors import ExitCode, VatoolsError
+from vatools.errors import ExitCode, UsageError, VatoolsError
 
 PROG = "vatools backup"
 
@@ -94,6 +94,8 @@ def create(args: argparse.Namespace) -> int:
 def verify(args: argparse.Namespace) -> int:
     from vatools.backup.archive import BackupFile
     from vatools.backup.info import BadBackup
+    if not Path(args.file).is_file():
+        raise UsageError(f"{args.file}: no such file")
     progress = ProgressLine("verifying")
     try:
         with BackupFile.open(Path(args.file)) as backup:
