@@ -162,7 +162,8 @@ def _trees(harness_dir: Path) -> Iterator[_Trees]:
     try:
         yield trees
     finally:
-        trees.remove_all()
+        with TIMINGS.measure("removing the session's trees and scratch dir"):
+            trees.remove_all()
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.apache import serve_apache
-from tests.support.chroot import Chroot, UnsafeRemoval, mounts_under
+from tests.support.chroot import Chroot, UnsafeRemoval, mounts_under, overlay_tree
 from tests.support.net import free_port, http_get
 from tests.support.repo import KEYRING_INSIDE, SOURCES_INSIDE, Repo
 
@@ -70,6 +70,25 @@ def test_remove_unmounts_everything_before_deleting(pristine_root: Chroot, tmp_p
     assert not pristine_root.root.exists()
     assert (canary / "keep-me").read_text() == "host data"
     assert mounts_under(pristine_root.root) == []
+
+
+@pytest.mark.integration
+def test_an_overlay_tree_leaves_its_lower_tree_untouched(tmp_path: Path) -> None:
+    lower = tmp_path / "cached"
+    (lower / "etc").mkdir(parents=True)
+    (lower / "etc" / "kept").write_text("cached")
+    view = overlay_tree(lower, tmp_path / "view")
+    assert view.read_text("/etc/kept") == "cached"
+    view.write_text("/etc/kept", "changed by a test")
+    view.write_text("/etc/new", "new")
+    view.resolve("/etc/kept").unlink()
+    assert view.mounts() == []  # the overlay itself is the tree's root, not a mount inside it
+
+    view.remove()
+
+    assert not (tmp_path / "view").exists()
+    assert sorted(p.name for p in (lower / "etc").iterdir()) == ["kept"]
+    assert (lower / "etc" / "kept").read_text() == "cached"
 
 
 @pytest.mark.integration

@@ -194,7 +194,9 @@ class Chroot:
         return digests
 
     def mounts(self) -> list[Path]:
-        return mounts_under(self.root)
+        """Mount points inside the tree, deepest first; not its root (an overlay's own mount)."""
+        top = Path(os.path.realpath(self.root))
+        return [point for point in mounts_under(self.root) if point != top]
 
     @contextlib.contextmanager
     def mount_proc(self) -> Iterator[None]:
