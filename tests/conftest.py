@@ -9,9 +9,10 @@ Fixtures (all built lazily, only when a test asks for them):
                     limits it to the suites named.
     pristine_root   a private view (overlayfs) of a minbase tree of `suite`, policy-rc.d
                     installed, no apt lists yet; a Chroot (tests/support/chroot.py), removed after.
-    server_root     a private copy of the "server" tree of `suite`: minbase + policy-rc.d + our
-                    key in /etc/apt/keyrings/vatools.gpg + /etc/apt/sources.list.d/vatools.sources
-                    + `apt-get update` + `apt-get install -y vatools` from the signed repository.
+    server_root     a private view (overlayfs) of the "server" tree of `suite`: minbase +
+                    policy-rc.d + our key in /etc/apt/keyrings/vatools.gpg +
+                    /etc/apt/sources.list.d/vatools.sources + `apt-get update` +
+                    `apt-get install -y vatools` from the signed repository.
     pristine, server
                     factories for tests that need several trees or a fixed suite:
                     `server("trixie")` -> a fresh Chroot, removed after the test.
@@ -21,10 +22,10 @@ Fixtures (all built lazily, only when a test asks for them):
                     inside a chroot a suite is at BASE/SUITE/ (the chroot shares our network).
     harness_dir     the session's scratch directory.
 
-Each mmdebstrap tree is made once per suite and session; a server tree once per suite
-and session; every test gets its own overlayfs view of one. Everything lives in a scratch directory under
-/var/tmp (on disk, not a tmpfs) removed at the end of the session, after checking that
-nothing below it is still mounted.
+Each mmdebstrap tree is made once per suite and session, a server tree once per suite and
+session; every test gets its own overlayfs view of one (the cached trees never change).
+Everything lives in a scratch directory under /var/tmp (on disk, not a tmpfs), removed at the
+end of the session after checking that nothing below it is still mounted.
 
 For developers: VATOOLS_TEST_CACHE=/some/dir keeps the mmdebstrap trees there and reuses
 them across runs (saves ~20 s per suite; delete the dir to refresh them). Nothing else is
