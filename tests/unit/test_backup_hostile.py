@@ -247,3 +247,14 @@ def test_random_corruption_is_refused_or_harmless(changes, tmp_path_factory) -> 
         for rel in ("etc/wiki", "var/lib/wiki/data"):
             assert snapshot(target / rel) == reference[rel]
     shutil.rmtree(work)
+
+
+def test_odd_local_header_flags(target: Path, tmp_path: Path, capsys) -> None:
+    """Found by the random corruption test: zipfile raises NotImplementedError for flag bit 5."""
+    abf = build_abf(tmp_path / "flags.abf")
+    with zipfile.ZipFile(abf) as zf:
+        offset = zf.getinfo("appdata.tar.gz").header_offset
+    blob = bytearray(abf.read_bytes())
+    blob[offset + 6] |= 0x20
+    abf.write_bytes(bytes(blob))
+    refused(target, abf, capsys, "appdata.tar.gz is damaged (compressed patched data")

@@ -27,6 +27,10 @@ from vatools.backup.streams import CHUNK, GunzipThreadReader, HashingReader
 Progress = Callable[[int, int], None]
 OnMember = Callable[[Checked, tarfile.TarFile], None]
 ZIP_LOCAL_HEADER = 30
+# What zipfile, zlib and the streams raise on damaged input (zipfile: NotImplementedError for
+# odd local header flags, RuntimeError for encryption).
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, ValueError, EOFError,
+              NotImplementedError, RuntimeError)
 
 
 class BackupFile:
@@ -53,7 +57,7 @@ class BackupFile:
             zf = zipfile.ZipFile(path)
         except FileNotFoundError as e:
             raise BadBackup(f"{path}: no such file") from e
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        except ZIP_ERRORS as e:
             raise BadBackup(f"{path} is not a readable zip file ({e})",
                             hint="the file is truncated or damaged; use another copy") from e
         try:
@@ -129,7 +133,7 @@ class BackupFile:
                                 self.max_tar_bytes(archive), self.is_v1, existing_link)
         try:
             raw = HashingReader(self.zip.open(zinfo), self.algorithm)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        except ZIP_ERRORS as e:
             raise BadBackup(f"{self.path}: {archive} is damaged ({e})",
                             hint="use another copy of the backup; nothing was changed") from e
         gunzip = GunzipThreadReader(raw, self.max_tar_bytes(archive))
@@ -153,7 +157,7 @@ class BackupFile:
                 pass
         except VatoolsError:
             raise
-        except (tarfile.TarError, EOFError, zlib.error, ValueError, zipfile.BadZipFile, OSError) as e:
+        except (tarfile.TarError, *ZIP_ERRORS) as e:
             raise BadBackup(f"{self.path}: {archive} is damaged or truncated ({e})",
                             hint="use another copy of the backup; nothing was changed") from e
         finally:
@@ -216,7 +220,7 @@ def _read_small(path: Path, zf: zipfile.ZipFile, name: str) -> bytes:
             data = handle.read(MAX_SMALL_MEMBER + 1)
     except KeyError as e:
         raise BadBackup(f"{path}: member {name!r} is missing") from e
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
+    except ZIP_ERRORS as e:
         raise BadBackup(f"{path}: member {name!r} is damaged ({e})") from e
     if len(data) > MAX_SMALL_MEMBER:
         raise BadBackup(f"{path}: member {name!r} is larger than {MAX_SMALL_MEMBER} bytes")
