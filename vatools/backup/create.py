@@ -104,14 +104,15 @@ class _TreeWriter:
     """Adds roots to a tar stream with owners named as the target names them."""
 
     def __init__(self, tar: tarfile.TarFile, target: Target, manifest: BackupManifest,
-                 accounts: Accounts, progress: Progress | None, total: int) -> None:
+                 accounts: Accounts, progress: Progress | None, total: int,
+                 done_before: int = 0) -> None:
         self.tar = tar
         self.target = target
         self.manifest = manifest
         self.accounts = accounts
         self.progress = progress
         self.total = total
-        self.done = 0
+        self.done = done_before  # progress counts across both archives
         self.entries = 0
         self.content_bytes = 0
 
@@ -209,6 +210,7 @@ def create_backup(target: Target, output: Path | None = None,
                     roots = tuple(r for r in manifest.roots if r.archive == archive)
                     sizes[archive], sums[archive] = _write_archive(zf, archive, stamp, roots,
                                                                    writer_args)
+                    writer_args["done_before"] = sum(s.content_bytes for s in sizes.values())
                 info = info_for(manifest, _hostname(target), now.strftime("%Y-%m-%d %H:%M:%S"),
                                 packages, sizes)
                 text = info.to_yaml().encode()
