@@ -193,6 +193,9 @@ def create_backup(target: Target, output: Path | None = None,
     total = scan(target, manifest)
     packages = installed_versions(target, (appliance.name, *appliance.dependencies))
     partial = output.with_name(output.name + ".partial")
+    if os.path.lexists(partial):
+        raise VatoolsError(f"{partial} exists: another backup is being written there, or one "
+                           "was interrupted", hint=f"if none is running, remove it: rm {partial}")
     accounts = Accounts.of(target)
     actions.stop_services(target, manifest.services)
     try:
