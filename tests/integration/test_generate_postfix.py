@@ -62,6 +62,11 @@ def fill_in(skeleton: str, answers: dict[str, str]) -> str:
     return skeleton
 
 
+def seed_lines(seed: str) -> list[str]:
+    """The commented-out seed lines of a skeleton."""
+    return [line for line in seed.splitlines() if re.match(r"#\S+ \S+/\S+ \S+", line)]
+
+
 def lintian_clean(appliance_dir: Path, work: Path) -> str:
     """Build source and binary with dpkg-buildpackage; lintian must report no error or warning."""
     tree = work / NAME
@@ -102,6 +107,13 @@ def test_new_postfix_appliance_from_skeleton_to_installed_server(
                     "--output", top, "--root", chroot.root, cwd=tmp_path)
     assert again.returncode == 3 and "exists already" in again.stderr
     assert seed_file.read_text() == skeleton
+
+    # The packaged vatools on the server (its templates installed as package data, its
+    # release's Python) writes the same questions.
+    inside = chroot.run(["vatools", "new", NAME, "--depends", "postfix", "--maintainer", JANE,
+                         "--output", "/tmp/generated"], check=False)
+    assert inside.returncode == 0, inside.stdout + inside.stderr
+    assert seed_lines(chroot.read_text(f"/tmp/generated/seeds/{NAME}.seed")) == seed_lines(skeleton)
 
     # 3. Fill in the skeleton; `vatools seed check` against postfix's real templates agrees.
     seed_file.write_text(fill_in(skeleton, ANSWERS))
