@@ -140,7 +140,8 @@ class BackupFile:
         total = self.total_compressed()
         try:
             with tarfile.open(fileobj=gunzip, mode="r|", errorlevel=2) as tar:  # type: ignore[arg-type]
-                for member in tar:
+                while (member := tar.next()) is not None:
+                    tar.members.clear()  # type: ignore[attr-defined]  # else memory grows
                     checked = checker.check(member)
                     if checked is not None and not checked.rel:
                         self.present_roots.add(checked.root.name)

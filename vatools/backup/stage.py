@@ -22,7 +22,7 @@ class Stager:
     def __init__(self, staging: dict[str, Path], accounts: Accounts) -> None:
         self.staging = staging  # root name -> its staging path
         self.accounts = accounts
-        self.dirs: list[tuple[Path, tarfile.TarInfo]] = []
+        self.dirs: list[tuple[Path, int, int, int, int]] = []  # path, mode, uid, gid, mtime
         self.buffer = bytearray(CHUNK)
 
     def path_of(self, name: str) -> Path:
@@ -36,7 +36,7 @@ class Stager:
         gid = self.accounts.gid(member.gname, member.gid)
         if member.isdir():
             os.mkdir(path, 0o700)
-            self.dirs.append((path, member))
+            self.dirs.append((path, member.mode & 0o7777, uid, gid, mtime_ns(member)))
         elif member.isreg():
             self._write_file(path, member, tar, uid, gid)
         elif member.issym():
@@ -69,8 +69,7 @@ class Stager:
             os.close(fd)
 
     def finish(self) -> None:
-        for path, member in reversed(self.dirs):
-            os.chown(path, self.accounts.uid(member.uname, member.uid),
-                     self.accounts.gid(member.gname, member.gid), follow_symlinks=False)
-            os.chmod(path, member.mode & 0o7777)
-            os.utime(path, ns=(mtime_ns(member),) * 2)
+        for path, mode, uid, gid, mtime in reversed(self.dirs):
+            os.chown(path, uid, gid, follow_symlinks=False)
+            os.chmod(path, mode)
+            os.utime(path, ns=(mtime, mtime))
