@@ -199,13 +199,13 @@ def _build_in_chroot(source_dir: Path, name: str, suite: str, work: Path,
     _logged(log_file, ["apt-get", "-o", "DPkg::Options::=--force-unsafe-io", "satisfy", "-y",
                        "--no-install-recommends", build_depends(source_dir)],
             target=target, env=CHROOT_ENV)
-    proc = root / "proc"
-    _logged(log_file, ["mount", "-t", "proc", "proc", str(proc)])
-    try:
-        _logged(log_file, ["env", "-C", f"/build/{name}", "dpkg-buildpackage", "-us", "-uc", "-b"],
-                target=target, env=_build_env())
-    finally:
-        run(["umount", str(proc)])
+    # The build gets its own /proc in private mount and PID namespaces: the mount is never
+    # visible on this host, and it vanishes with the build's last process, even one killed
+    # by a signal, so removing the chroot can never run through a leftover mount.
+    _logged(log_file, ["unshare", "--mount", "--propagation", "private", "--pid", "--fork",
+                       "--kill-child", f"--mount-proc={root / 'proc'}", "chroot", str(root),
+                       "env", "-C", f"/build/{name}", "dpkg-buildpackage", "-us", "-uc", "-b"],
+            env=_build_env())
     return _built_debs(root / "build", name)
 
 
