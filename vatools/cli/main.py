@@ -45,6 +45,7 @@ def _add_seed_commands(commands: argparse._SubParsersAction) -> None:
         "--against",
         metavar="PKG|FILE.deb",
         nargs="+",
+        action="extend",
         default=[],
         help="check against the templates of these packages and everything apt would install"
         " with them (downloaded to a temporary directory), or of these .deb files",
