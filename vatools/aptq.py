@@ -118,18 +118,37 @@ def mark_install(cache, name: str, replace: str | None) -> Changes:  # type: ign
         if replace:
             cache[replace].mark_delete()
         cache[name].mark_install()
-    if cache.broken_count:
-        broken = [pkg.name for pkg in cache if pkg.is_inst_broken or pkg.is_now_broken]
-        raise VatoolsError(
-            f"apt cannot install {name}: unmet dependencies ({', '.join(broken[:10])})",
-            hint=f"see: apt-get install --simulate {name}",
-        )
+    _refuse_unresolved(cache, [name])
     changes = cache.get_changes()
     return Changes(
         install=tuple(
-            sorted((p.name, p.candidate.version) for p in changes if p.marked_install or p.marked_upgrade)
+            sorted(
+                (p.name, p.candidate.version)
+                for p in changes
+                if p.marked_install or p.marked_upgrade
+            )
         ),
         remove=tuple(sorted(p.name for p in changes if p.marked_delete)),
+    )
+
+
+def _refuse_unresolved(cache, names: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """apt's resolver leaves a package unmarked when it cannot install it: say why."""
+    unmarked = [n for n in names if not (cache[n].marked_install or cache[n].is_installed)]
+    if not unmarked and not cache.broken_count:
+        return
+    broken = [p.name for p in cache if p.is_inst_broken or p.is_now_broken]
+    missing = [
+        " | ".join(d.name for d in group)
+        for n in unmarked
+        for group in cache[n].candidate.dependencies
+        if not group.target_versions
+    ]
+    detail = f"nothing provides {', '.join(missing)}" if missing else ", ".join(broken[:10])
+    names_text = " ".join(names)
+    raise VatoolsError(
+        f"apt cannot install {names_text}: unmet dependencies ({detail})",
+        hint=f"see: apt-get install --simulate {names_text}",
     )
 
 
@@ -138,8 +157,7 @@ def mark_all(cache, names: list[str]) -> None:  # type: ignore[no-untyped-def]
     with cache.actiongroup():
         for name in names:
             cache[name].mark_install()
-    if cache.broken_count:
-        raise VatoolsError(f"apt cannot install {' '.join(names)} together: unmet dependencies")
+    _refuse_unresolved(cache, names)
 
 
 def fetch_archives(cache, progress) -> dict[str, Path]:  # type: ignore[no-untyped-def]

@@ -263,30 +263,30 @@ def _apply_overrides(
 
 
 def execute(plan: Plan) -> Outcome:
+    """Install; the caller holds exclusive(target) since before prepare()."""
     target = plan.request.target
     begun = time.monotonic()
-    with _vatools_lock(target):
-        _wait_for_dpkg(target, plan.request.lock_timeout)
-        debconf_before = debconfdb.snapshot(target)
-        before = (dpkgstatus.present_versions(target), dpkgstatus.installed_versions(target))
-        secrets = _generated_secrets(plan)
-        try:
-            step("Seeding debconf")
-            debconfdb.apply(target, _with_values(plan.seed.seed, secrets))
-            _run_apt_get(plan)
-            _verify_installed(target, plan.appliance.name)
-        except BaseException as exc:
-            _roll_back(target, plan, debconf_before, before, exc)
-            raise AssertionError("unreachable")  # _roll_back always raises
-        answer_warnings = _compare_answers(target, plan, secrets)
-        secrets_file = credentials.store(target, plan.appliance.name, secrets) if secrets else None
-        _write_record(target, plan)
+    _wait_for_dpkg(target, plan.request.lock_timeout)
+    debconf_before = debconfdb.snapshot(target)
+    before = (dpkgstatus.present_versions(target), dpkgstatus.installed_versions(target))
+    secrets = _generated_secrets(plan)
+    try:
+        step("Seeding debconf")
+        debconfdb.apply(target, _with_values(plan.seed.seed, secrets))
+        _run_apt_get(plan)
+        _verify_installed(target, plan.appliance.name)
+    except BaseException as exc:
+        _roll_back(target, plan, debconf_before, before, exc)
+        raise AssertionError("unreachable")  # _roll_back always raises
+    answer_warnings = _compare_answers(target, plan, secrets)
+    secrets_file = credentials.store(target, plan.appliance.name, secrets) if secrets else None
+    _write_record(target, plan)
     return Outcome(plan, secrets, secrets_file, time.monotonic() - begun, answer_warnings)
 
 
 @contextmanager
-def _vatools_lock(target: Target) -> Iterator[None]:
-    """One vainstall at a time per system."""
+def exclusive(target: Target) -> Iterator[None]:
+    """One vainstall at a time per system: hold this around prepare() and execute()."""
     path = target.path(LOCK_FILE)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as handle:
@@ -393,7 +393,7 @@ def _follow_status(
     errors: list[str] = []
     buffer = b""
     last_progress = time.monotonic()
-    doing = "starting"
+    doing = "preconfiguring packages"
     try:
         while proc.poll() is None or select.select([read_fd], [], [], 0)[0]:
             ready, _, _ = select.select([read_fd], [], [], 0.5)
@@ -429,18 +429,23 @@ def _follow_status(
 
 
 def _stall_message(proc: subprocess.Popen[bytes], doing: str, seconds: float, seed: Seed) -> str:
-    """Say which package stalled, what runs, and which seeded answers it was given."""
+    """Say where apt stalled, what still runs, and which seeded answers may be the cause."""
     message = f"apt made no progress for {seconds:.0f} s while {doing!r}"
     scripts = _maintainer_scripts_running(proc.pid)
     if scripts:
         message += f"; still running: {', '.join(scripts)}"
     words = doing.split()
     package = words[1] if len(words) > 1 else ""
-    asked = [q for q, sel in seed.answers().items() if sel.owner == package]
-    if asked:
+    by_owner: dict[str, list[str]] = {}
+    for question, sel in seed.answers().items():
+        by_owner.setdefault(sel.owner, []).append(question)
+    # While apt preconfigures (apt-utils), no package is named: list every seeded one.
+    suspects = {package: by_owner[package]} if package in by_owner else by_owner
+    if suspects:
+        listed = "; ".join(f"{owner}: {', '.join(qs)}" for owner, qs in suspects.items())
         message += (
-            f".\nThe seed answers {package}'s questions {', '.join(asked)}: a config script"
-            " asks again forever when it rejects an answer, so check those values"
+            ".\nA debconf config script asks again forever when it rejects an answer;"
+            f" check the seed's answers ({listed})"
         )
     return message
 

@@ -48,8 +48,8 @@ def test_config_script_that_loops_is_stopped_and_rolled_back(server_root: Chroot
     before = snapshot(server_root)
     result = vainstall(server_root, "--stall-timeout", "10", "probe-looping-appliance")
     assert result.returncode == 4, result.stdout + result.stderr
-    assert "apt made no progress for 10 s while 'Configuring probe-loops" in result.stderr
-    assert "The seed answers probe-loops's questions probe-loops/port" in result.stderr
+    assert "apt made no progress for 10 s while" in result.stderr
+    assert "check the seed's answers (probe-loops: probe-loops/port)" in result.stderr
     assert snapshot(server_root) == before
     assert not server_root.path("/etc/probe-loops.conf").exists()
 
@@ -58,7 +58,10 @@ def test_unresolvable_dependency_is_refused(server_root: Chroot) -> None:
     before = server_root.state_digest()
     result = vainstall(server_root, "probe-unresolvable-appliance")
     assert result.returncode == 3, result.stdout + result.stderr
-    assert "apt cannot install probe-unresolvable-appliance: unmet dependencies" in result.stderr
+    assert (
+        "apt cannot install probe-unresolvable-appliance: unmet dependencies"
+        " (nothing provides vatools-no-such-package)" in result.stderr
+    )
     assert server_root.state_digest() == before
 
 

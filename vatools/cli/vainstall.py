@@ -93,22 +93,23 @@ def _vainstall(args: argparse.Namespace) -> int:
         lock_timeout=args.lock_timeout,
         stall_timeout=args.stall_timeout,
     )
-    if args.check:
-        try:
-            plan = install.prepare(request)
-        except install.SeedRejected as rejected:
-            _print_problems(rejected.problems)
-            return 1
-        _print_problems(list(plan.warnings))
-        return 0
-    plan = install.prepare(request)
-    _print_plan(plan)
-    if args.dry_run:
-        print("\nDry run: nothing was changed.")
-        return 0
-    if not args.yes:
-        _confirm()
-    outcome = install.execute(plan)
+    with install.exclusive(request.target):
+        if args.check:
+            try:
+                plan = install.prepare(request)
+            except install.SeedRejected as rejected:
+                _print_problems(rejected.problems)
+                return 1
+            _print_problems(list(plan.warnings))
+            return 0
+        plan = install.prepare(request)
+        _print_plan(plan)
+        if args.dry_run:
+            print("\nDry run: nothing was changed.")
+            return 0
+        if not args.yes:
+            _confirm()
+        outcome = install.execute(plan)
     _print_outcome(outcome)
     return 0
 
