@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import fnmatch
+import hashlib
 import os
 import re
 import shutil
@@ -131,6 +132,11 @@ def build_package(source_dir: Path, out_dir: Path, *, suite: str | None = None,
     require_tool("dpkg-buildpackage" if not in_chroot else "mmdebstrap")
 
     started = time.monotonic()
+    cached = _cached_debs(source_dir, suite if in_chroot else None, out_dir)
+    if cached:
+        progress(f"reused {name}{' for ' + suite if in_chroot and suite else ''} from the build"
+                 f" cache: " + ", ".join(d.name for d in cached))
+        return cached
     work = Path(tempfile.mkdtemp(prefix=f"vatools-build-{name}-", dir=WORK_ROOT))
     try:
         if in_chroot:
@@ -145,10 +151,52 @@ def build_package(source_dir: Path, out_dir: Path, *, suite: str | None = None,
             debs.append(dest)
     finally:
         remove_tree(work)
+    _remember_debs(source_dir, suite if in_chroot else None, debs)
     where = f" for {suite}" if in_chroot else ""
     progress(f"built {name}{where} in {time.monotonic() - started:.1f} s: "
              + ", ".join(d.name for d in debs))
     return debs
+
+
+def _cache_key(source_dir: Path, suite: str | None) -> str:
+    """A digest of everything a build reads from the source tree (as copy_source copies it)."""
+    digest = hashlib.sha256(f"{suite}\0{Path('/etc/debian_version').read_text()}".encode())
+    for path in sorted(source_dir.rglob("*")):
+        relative = path.relative_to(source_dir)
+        if any(is_junk(part) for part in relative.parts) or path.is_dir():
+            continue
+        digest.update(f"{relative}\0{path.stat().st_mode & 0o777}\0".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _cache_dir(source_dir: Path, suite: str | None) -> Path | None:
+    """Opt-in for developers (VATOOLS_BUILD_CACHE=DIR): debs of an unchanged source are reused."""
+    root = os.environ.get("VATOOLS_BUILD_CACHE")
+    return Path(root) / _cache_key(source_dir, suite) if root else None
+
+
+def _cached_debs(source_dir: Path, suite: str | None, out_dir: Path) -> list[Path]:
+    cache = _cache_dir(source_dir, suite)
+    if cache is None or not cache.is_dir():
+        return []
+    debs = []
+    for deb in sorted(cache.glob("*.deb")):
+        shutil.copy2(deb, out_dir / deb.name)
+        debs.append(out_dir / deb.name)
+    return debs
+
+
+def _remember_debs(source_dir: Path, suite: str | None, debs: list[Path]) -> None:
+    cache = _cache_dir(source_dir, suite)
+    if cache is None:
+        return
+    partial = cache.with_name(cache.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for deb in debs:
+        shutil.copy2(deb, partial / deb.name)
+    partial.rename(cache)
 
 
 def _logged(log_file: Path, argv: list[str], *, target: Target = HOST,
