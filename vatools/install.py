@@ -131,6 +131,8 @@ def prepare(request: Request) -> Plan:
     problems += check_unanswered(seed, known, {name for name, _ in changes.install})
     not_asked = [p.location for p in problems if p.code == "not-asked"]
     seed = replace(seed, selections=tuple(s for s in seed.selections if s.location not in not_asked))
+    seed, owner_fixes = _owned_by_their_packages(seed, known)
+    problems += owner_fixes
     generate = tuple(
         s.question for s in seed.selections if s.type == "password" and not s.is_flag and s.value == ""
     )
@@ -143,6 +145,29 @@ def prepare(request: Request) -> Plan:
         changes=changes,
         warnings=tuple(p for p in problems if not p.is_error),
     )
+
+
+def _owned_by_their_packages(
+    seed: Seed, known: dict[str, templates.Template]
+) -> tuple[Seed, list[Problem]]:
+    """Write every answer with the package that asks it as owner: debconf then forgets the
+    answer when that package is purged, where a foreign owner would outlive it."""
+    fixed, problems = [], []
+    for sel in seed.selections:
+        template = known.get(sel.question)
+        if template is not None and template.owner and sel.owner != template.owner:
+            problems.append(
+                Problem(
+                    "warning",
+                    f"{sel.question} belongs to {template.owner}, not {sel.owner}:"
+                    f" it is seeded with owner {template.owner}",
+                    sel.location,
+                    code="owner",
+                )
+            )
+            sel = replace(sel, owner=template.owner)
+        fixed.append(sel)
+    return replace(seed, selections=tuple(fixed)), problems
 
 
 def _answers_for_installed_packages(
@@ -280,6 +305,7 @@ def execute(plan: Plan) -> Outcome:
         raise AssertionError("unreachable")  # _roll_back always raises
     answer_warnings = _compare_answers(target, plan, secrets)
     secrets_file = credentials.store(target, plan.appliance.name, secrets) if secrets else None
+    _forget_passwords(target, plan, secrets)
     _write_record(target, plan)
     return Outcome(plan, secrets, secrets_file, time.monotonic() - begun, answer_warnings)
 
@@ -494,6 +520,18 @@ def _compare_answers(target: Target, plan: Plan, secrets: dict[str, str]) -> tup
         if now[question] != sel.value:
             warnings.append(f"{question}: seeded {sel.value!r}, debconf now holds {now[question]!r}")
     return tuple(warnings)
+
+
+def _forget_passwords(target: Target, plan: Plan, secrets: dict[str, str]) -> None:
+    """Blank the generated passwords in debconf's passwords.dat once the packages have used
+    them: the copy that stays is the root-only secrets file."""
+    answers = plan.seed.seed.answers()
+    left = debconfdb.values(target)
+    blanks = tuple(
+        replace(answers[q], value="") for q in secrets if q in answers and left.get(q)
+    )
+    if blanks:
+        debconfdb.apply(target, Seed("generated passwords", blanks))
 
 
 def _write_record(target: Target, plan: Plan) -> None:

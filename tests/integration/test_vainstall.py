@@ -44,7 +44,10 @@ def test_dokuwiki_on_a_fresh_server_replacing_another_appliance(server_root: Chr
     assert result.returncode == 0, result.stdout + result.stderr
     probe_conf = chroot.read_text("/etc/probe-questions.conf")
     assert "color=green" in probe_conf and "features=alpha, gamma" in probe_conf
-    assert f"password={secrets_of(chroot, 'probe-appliance')['probe-questions/password']}" in probe_conf
+    probe_password = secrets_of(chroot, "probe-appliance")["probe-questions/password"]
+    assert f"password={probe_password}" in probe_conf
+    # Used by the package, so debconf keeps no copy: the root-only secrets file is the one left.
+    assert probe_password not in chroot.read_text("/var/cache/debconf/passwords.dat")
 
     # One appliance per system: refused without --replace, and nothing changes.
     before = chroot.state_digest()
