@@ -212,7 +212,7 @@ def fetch_uri(uri: str) -> bytes | None:
         let_apt_sandbox_write(Path(tmp))
         dest = Path(tmp) / "file"
         acquire = apt_pkg.Acquire()
-        item = apt_pkg.AcquireFile(acquire, uri, destfile=str(dest))
+        item = apt_pkg.AcquireFile(acquire, uri, hash="", destfile=str(dest))
         acquire.run()
         if item.status != item.STAT_DONE:
             text = item.error_text or ""

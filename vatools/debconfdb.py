@@ -28,7 +28,7 @@ class DebconfSnapshot:
 
 
 def snapshot(target: Target) -> DebconfSnapshot:
-    files = []
+    files: list[tuple[str, bytes | None, int]] = []
     for name in DB_FILES:
         path = target.path(f"{DB_DIR}/{name}")
         try:

@@ -6,6 +6,7 @@ Kept apart from vatools.run (which starts processes) so that fast paths such as
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -76,9 +76,9 @@ def from_deb(path: Path) -> tuple[str, dict[str, Template]]:
         package = deb.debcontrol()["Package"]
         if not deb.control.has_file("templates"):
             return package, {}
-        text = deb.control.get_content("templates", encoding="utf-8")
+        text = deb.control.get_content("templates", encoding="utf-8") or ""
         config = (
-            deb.control.get_content("config", encoding="utf-8", errors="replace")
+            deb.control.get_content("config", encoding="utf-8", errors="replace") or ""
             if deb.control.has_file("config")
             else ""
         )
