@@ -114,11 +114,12 @@ class Changes:
 
 def mark_install(cache, name: str, replace: str | None) -> Changes:  # type: ignore[no-untyped-def]
     """Let apt's resolver plan the install (and the replaced appliance's removal)."""
+    wanted = {name: cache[name].candidate}  # taken first: a failed mark can hide it
     with cache.actiongroup():
         if replace:
             cache[replace].mark_delete()
         cache[name].mark_install()
-    _refuse_unresolved(cache, [name])
+    _refuse_unresolved(cache, wanted)
     changes = cache.get_changes()
     return Changes(
         install=tuple(
@@ -132,8 +133,11 @@ def mark_install(cache, name: str, replace: str | None) -> Changes:  # type: ign
     )
 
 
-def _refuse_unresolved(cache, names: list[str]) -> None:  # type: ignore[no-untyped-def]
-    """apt's resolver leaves a package unmarked when it cannot install it: say why."""
+def _refuse_unresolved(cache, wanted) -> None:  # type: ignore[no-untyped-def]
+    """apt's resolver leaves a package unmarked when it cannot install it: say why.
+
+    `wanted` maps each package asked for to its candidate version."""
+    names = list(wanted)
     unmarked = [n for n in names if not (cache[n].marked_install or cache[n].is_installed)]
     if not unmarked and not cache.broken_count:
         return
@@ -141,7 +145,7 @@ def _refuse_unresolved(cache, names: list[str]) -> None:  # type: ignore[no-unty
     missing = [
         " | ".join(d.name for d in group)
         for n in unmarked
-        for group in cache[n].candidate.dependencies
+        for group in wanted[n].dependencies
         if not group.target_versions
     ]
     detail = f"nothing provides {', '.join(missing)}" if missing else ", ".join(broken[:10])
@@ -154,10 +158,11 @@ def _refuse_unresolved(cache, names: list[str]) -> None:  # type: ignore[no-unty
 
 def mark_all(cache, names: list[str]) -> None:  # type: ignore[no-untyped-def]
     """Mark packages for installation together (for looking at their templates)."""
+    wanted = {name: cache[name].candidate for name in names}
     with cache.actiongroup():
         for name in names:
             cache[name].mark_install()
-    _refuse_unresolved(cache, names)
+    _refuse_unresolved(cache, wanted)
 
 
 def fetch_archives(cache, progress) -> dict[str, Path]:  # type: ignore[no-untyped-def]
