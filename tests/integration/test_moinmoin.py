@@ -8,7 +8,6 @@ follows the form's own field names instead of hard-coding them.
 from __future__ import annotations
 
 import http.cookiejar
-import json
 import re
 import urllib.error
 import urllib.parse
@@ -20,6 +19,7 @@ import pytest
 
 from tests.support.apache import serve_apache
 from tests.support.chroot import Chroot
+from tests.support.commands import secrets_of, valist_json, vainstall
 from tests.support.net import free_port
 
 pytestmark = pytest.mark.integration
@@ -34,22 +34,6 @@ PAGE = "E2eTestPage"
 NEW_PAGE_QUERY = urllib.parse.urlencode(
     {"itemtype": "default", "contenttype": "text/x.moin.wiki;charset=utf-8", "template": ""}
 )
-
-
-def vainstall(chroot: Chroot, *args: str):  # type: ignore[no-untyped-def]
-    return chroot.run(["vainstall", *args], check=False)
-
-
-def valist_json(chroot: Chroot) -> dict[str, dict]:
-    out = chroot.run(["valist", "--json"]).stdout
-    return {entry["name"]: entry for entry in json.loads(out)}
-
-
-def secrets_of(chroot: Chroot, appliance: str) -> dict[str, str]:
-    path = chroot.resolve(f"/var/lib/vatools/secrets/{appliance}")
-    assert path.stat().st_mode & 0o777 == 0o600
-    lines = path.read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
 @dataclass(frozen=True)

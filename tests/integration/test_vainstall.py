@@ -7,7 +7,6 @@ database are byte-identical afterwards.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import shutil
 from pathlib import Path
@@ -15,26 +14,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.chroot import Chroot
+from tests.support.commands import secrets_of, valist_json, vainstall
 from tests.support.net import serve_directory
 from tests.support.repo import SOURCES_INSIDE, Repo, sources_entry
 
 pytestmark = pytest.mark.integration
-
-
-def vainstall(chroot: Chroot, *args: str):  # type: ignore[no-untyped-def]
-    return chroot.run(["vainstall", *args], check=False)
-
-
-def valist_json(chroot: Chroot) -> dict[str, dict]:
-    out = chroot.run(["valist", "--json"]).stdout
-    return {entry["name"]: entry for entry in json.loads(out)}
-
-
-def secrets_of(chroot: Chroot, appliance: str) -> dict[str, str]:
-    path = chroot.resolve(f"/var/lib/vatools/secrets/{appliance}")
-    assert path.stat().st_mode & 0o777 == 0o600
-    lines = path.read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
 def test_dokuwiki_on_a_fresh_server_replacing_another_appliance(server_root: Chroot) -> None:

@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from vatools.errors import ExitCode, UsageError, VatoolsError
+from vatools.cli import common
+from vatools.errors import ExitCode, UsageError
 
-PROG = "vatools backup"
 
 
 class ProgressLine:
@@ -49,30 +47,6 @@ class ProgressLine:
 def _target(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from vatools.run import Target
     return Target(Path(args.root).absolute()) if args.root else Target()
-
-
-def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Map errors to exit codes: a message and a hint for users, a traceback for bugs."""
-
-    def run(args: argparse.Namespace) -> int:
-        if getattr(args, "debug", False):
-            logging.basicConfig(level=logging.DEBUG, format="%(message)s")
-        try:
-            return handler(args)
-        except VatoolsError as e:
-            print(f"{PROG}: error: {e.message}", file=sys.stderr)
-            if e.hint:
-                print(f"  hint: {e.hint}", file=sys.stderr)
-            return int(e.exit_code)
-        except KeyboardInterrupt:
-            print(f"\n{PROG}: interrupted", file=sys.stderr)
-            return int(ExitCode.INTERRUPTED)
-        except Exception:
-            traceback.print_exc()
-            print(f"{PROG}: internal error (a bug in vatools); please report it", file=sys.stderr)
-            return int(ExitCode.INTERNAL)
-
-    return run
 
 
 def create(args: argparse.Namespace) -> int:
@@ -178,7 +152,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             parser.add_argument("--root", metavar="DIR",
                                 help="act on the Debian tree in DIR instead of this system")
         parser.add_argument("--debug", action="store_true", help="show the commands run")
-        parser.set_defaults(func=_guarded(handler))
+        parser.set_defaults(func=handler)
         return parser
 
     p = command("create", create, "back up the installed appliance to one .abf file")
@@ -199,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vatools")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    return common.main_wrapper("vatools", args.func, args)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def _say(line: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Standalone entry point until `vatools` itself wires `repo` in."""
-    from vatools.errors import ExitCode, VatoolsError
+    from vatools.cli import common
 
     parser = argparse.ArgumentParser(prog="python3 -m vatools.cli.repo")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -72,15 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     debs.add_argument("--suite", help="suite for packages built in a chroot")
     debs.set_defaults(func=debs_handler)
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except VatoolsError as error:
-        print(f"error: {error.message}", file=sys.stderr)
-        if error.hint:
-            print(f"hint: {error.hint}", file=sys.stderr)
-        return int(error.exit_code)
-    except KeyboardInterrupt:
-        return int(ExitCode.INTERRUPTED)
+    return common.main_wrapper("vatools", args.func, args)
 
 
 if __name__ == "__main__":
