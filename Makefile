@@ -53,6 +53,7 @@ repo: setup
 
 bench: setup
 	$(PYTHON) bench/run.py
+	$(PYTHON) bench/bench_backup.py
 
 # ruff and mypy are used only as Debian packages them (bookworm has mypy but no ruff).
 lint: deb appliances
