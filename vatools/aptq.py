@@ -38,9 +38,11 @@ def configure(target: Target) -> None:
         apt_pkg.config.set("Dir", root)
         apt_pkg.config.set("Dir::State::status", f"{root}/var/lib/dpkg/status")
     apt_pkg.init_config()
-    # Lists and caches of a tree are its own: never reuse or write a host pkgcache.bin there.
-    apt_pkg.config.set("Dir::Cache::pkgcache", "")
-    apt_pkg.config.set("Dir::Cache::srcpkgcache", "")
+    if not target.is_host:
+        # A pkgcache.bin written from here is invalid inside the tree and vice versa: keep
+        # the cache in memory. On the system itself, share apt-get's (0.3 s instead of 0.7).
+        apt_pkg.config.set("Dir::Cache::pkgcache", "")
+        apt_pkg.config.set("Dir::Cache::srcpkgcache", "")
     apt_pkg.init_system()
     _configured_for = target
 
