@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
-import select
-import signal
-import subprocess
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -23,10 +19,10 @@ from typing import Iterator
 
 from debian.debfile import DebFile
 
-from vatools import aptq, credentials, debconfdb, dpkgstatus, templates
-from vatools.errors import RollbackIncomplete, RolledBack, VatoolsError
-from vatools.progress import ProgressBar, parse_status_line, step
-from vatools.run import Target, run, start
+from vatools import aptq, aptrun, credentials, debconfdb, dpkgstatus, rollback, templates
+from vatools.errors import VatoolsError
+from vatools.progress import ProgressBar, step
+from vatools.target import Target
 from vatools.seedcheck import check_against_templates, check_unanswered
 from vatools.seedfile import Location, Problem, Seed, Selection, check_syntax, load_seed, parse_seed
 
@@ -292,8 +288,7 @@ def execute(plan: Plan) -> Outcome:
     target = plan.request.target
     begun = time.monotonic()
     _wait_for_dpkg(target, plan.request.lock_timeout)
-    debconf_before = debconfdb.snapshot(target)
-    before = (dpkgstatus.present_versions(target), dpkgstatus.installed_versions(target))
+    before = rollback.take(target)
     secrets = _generated_secrets(plan)
     try:
         step("Seeding debconf")
@@ -301,8 +296,7 @@ def execute(plan: Plan) -> Outcome:
         _run_apt_get(plan)
         _verify_installed(target, plan.appliance.name)
     except BaseException as exc:
-        _roll_back(target, plan, debconf_before, before, exc)
-        raise AssertionError("unreachable")  # _roll_back always raises
+        rollback.roll_back(target, before, f"installing {plan.appliance.name}", exc, LOG_FILE)
     answer_warnings = _compare_answers(target, plan, secrets)
     secrets_file = credentials.store(target, plan.appliance.name, secrets) if secrets else None
     _forget_passwords(target, plan, secrets)
@@ -371,136 +365,36 @@ def _with_values(seed: Seed, values: dict[str, str]) -> Seed:
 
 
 def _run_apt_get(plan: Plan) -> None:
-    target = plan.request.target
-    argv = [
-        "apt-get", "install", "--yes",
-        "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
-        plan.appliance.name,
-    ]
-    if plan.replaces:
-        argv.append(f"{plan.replaces}-")
-    else:
-        argv.insert(2, "--no-remove")
-    log_path = target.path(LOG_FILE)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    read_fd, write_fd = os.pipe()
-    argv[2:2] = ["-o", f"APT::Status-Fd={write_fd}"]
-    bar = ProgressBar("Installing")
+    packages = [plan.appliance.name] + ([f"{plan.replaces}-"] if plan.replaces else [])
     step(f"Installing {plan.appliance.name} and {len(plan.changes.install) - 1} more packages"
          f" (apt's output: {LOG_FILE})")
-    with open(log_path, "wb") as log:
-        proc = start(argv, target=target, env=_apt_env(), stdout=log, pass_fds=(write_fd,))
-        os.close(write_fd)
-        errors = _follow_status(proc, read_fd, bar, plan.request.stall_timeout, plan.seed.seed)
-    if proc.returncode != 0:
-        tail = "\n".join(log_path.read_text("utf-8", "replace").splitlines()[-12:])
-        detail = "; ".join(errors) if errors else f"apt-get exited with status {proc.returncode}"
-        raise VatoolsError(f"the installation failed: {detail}\n{tail}")
+    bar = ProgressBar("Installing")
+    aptrun.install(
+        plan.request.target,
+        packages,
+        allow_removals=bool(plan.replaces),
+        log_path=plan.request.target.path(LOG_FILE),
+        bar=bar,
+        stall_timeout=plan.request.stall_timeout,
+        explain_stall=lambda package: _stall_suspects(plan.seed.seed, package),
+    )
     bar.done(f"{plan.appliance.name} installed")
 
 
-def _apt_env() -> dict[str, str]:
-    return {"DEBIAN_FRONTEND": "noninteractive", "APT_LISTCHANGES_FRONTEND": "none"}
-
-
-class Stalled(VatoolsError):
-    """apt made no progress for too long (a config script asking the same question forever)."""
-
-
-def _follow_status(
-    proc: subprocess.Popen[bytes], read_fd: int, bar: ProgressBar, stall_timeout: float, seed: Seed
-) -> list[str]:
-    """Show apt's progress until it exits; returns dpkg's error lines.
-
-    A daemon started by a maintainer script may inherit the pipe and keep it open, so the
-    loop ends when apt-get exits, not at end of file.  No status line for `stall_timeout`
-    seconds stops apt-get and everything it started.
-    """
-    errors: list[str] = []
-    buffer = b""
-    last_progress = time.monotonic()
-    doing = "preconfiguring packages"
-    try:
-        while proc.poll() is None or select.select([read_fd], [], [], 0)[0]:
-            ready, _, _ = select.select([read_fd], [], [], 0.5)
-            if not ready:
-                if time.monotonic() - last_progress > stall_timeout:
-                    raise Stalled(_stall_message(proc, doing, stall_timeout, seed))
-                continue
-            chunk = os.read(read_fd, 65536)
-            if not chunk:
-                if proc.poll() is not None:
-                    break
-                time.sleep(0.1)  # the pipe is closed but apt-get still runs
-                continue
-            last_progress = time.monotonic()
-            *lines, buffer = (buffer + chunk).split(b"\n")
-            for raw in lines:
-                status = parse_status_line(raw.decode("utf-8", "replace"))
-                if status is None:
-                    continue
-                if status.kind == "pmerror":
-                    errors.append(f"{status.package}: {status.text}")
-                elif status.kind == "pmstatus":  # downloads were done while planning
-                    doing = status.text
-                    bar.update(status.percent, status.text)
-    except BaseException:
-        # Stalled or interrupted: stop apt-get and everything it started; rollback follows.
-        _stop(proc)
-        raise
-    finally:
-        os.close(read_fd)
-    proc.wait()
-    return errors
-
-
-def _stall_message(proc: subprocess.Popen[bytes], doing: str, seconds: float, seed: Seed) -> str:
-    """Say where apt stalled, what still runs, and which seeded answers may be the cause."""
-    message = f"apt made no progress for {seconds:.0f} s while {doing!r}"
-    scripts = _maintainer_scripts_running(proc.pid)
-    if scripts:
-        message += f"; still running: {', '.join(scripts)}"
-    words = doing.split()
-    package = words[1] if len(words) > 1 else ""
+def _stall_suspects(seed: Seed, package: str) -> str:
+    """The seeded answers that may make a config script ask forever."""
     by_owner: dict[str, list[str]] = {}
     for question, sel in seed.answers().items():
         by_owner.setdefault(sel.owner, []).append(question)
     # While apt preconfigures (apt-utils), no package is named: list every seeded one.
     suspects = {package: by_owner[package]} if package in by_owner else by_owner
-    if suspects:
-        listed = "; ".join(f"{owner}: {', '.join(qs)}" for owner, qs in suspects.items())
-        message += (
-            ".\nA debconf config script asks again forever when it rejects an answer;"
-            f" check the seed's answers ({listed})"
-        )
-    return message
-
-
-def _maintainer_scripts_running(group: int) -> list[str]:
-    """Maintainer scripts (/var/lib/dpkg/info/PKG.config ...) running in apt-get's group."""
-    found = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            if os.getpgid(int(entry.name)) != group:
-                continue
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except (OSError, ProcessLookupError):
-            continue
-        for arg in argv:
-            if b"/var/lib/dpkg/info/" in arg:
-                found.append(arg.decode(errors="replace").rsplit("/", 1)[-1])
-    return sorted(set(found))
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    except ProcessLookupError:
-        return
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    if not suspects:
+        return ""
+    listed = "; ".join(f"{owner}: {', '.join(qs)}" for owner, qs in suspects.items())
+    return (
+        ".\nA debconf config script asks again forever when it rejects an answer;"
+        f" check the seed's answers ({listed})"
+    )
 
 
 def _verify_installed(target: Target, name: str) -> None:
@@ -546,58 +440,3 @@ def _write_record(target: Target, plan: Plan) -> None:
         "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     path.write_text(json.dumps(record, indent=2) + "\n")
-
-
-def _roll_back(
-    target: Target,
-    plan: Plan,
-    debconf_before: debconfdb.DebconfSnapshot,
-    before: tuple[dict[str, str], dict[str, str]],
-    cause: BaseException,
-) -> None:
-    """Undo a failed install: purge what it added, reinstate what it removed, restore debconf."""
-    present_before, installed_before = before
-    reason = "interrupted" if isinstance(cause, KeyboardInterrupt) else str(cause)
-    # A second Ctrl-C must not cut the rollback short.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    step("Rolling back")
-    problems: list[str] = []
-    added = sorted(set(dpkgstatus.present_versions(target)) - set(present_before))
-    if added and not _purge(target, added):
-        problems.append(f"purging {' '.join(added)} failed")
-    installed_now = dpkgstatus.installed_versions(target)
-    missing = {pkg: v for pkg, v in installed_before.items() if pkg not in installed_now}
-    if missing:
-        specs = [f"{pkg.rsplit(':', 1)[0]}={version}" for pkg, version in missing.items()]
-        argv = ["apt-get", "install", "--yes", "--no-remove", *specs]
-        if run(argv, target=target, env=_apt_env(), check=False).returncode != 0:
-            problems.append(f"reinstalling {' '.join(specs)} failed")
-    debconfdb.restore(target, debconf_before)
-    if not problems and dpkgstatus.installed_versions(target) != installed_before:
-        problems.append("the set of installed packages differs from before")
-    if problems:
-        raise RollbackIncomplete(
-            f"installing {plan.appliance.name} failed ({reason}), and rolling back failed: "
-            + "; ".join(problems),
-            hint="repair with: dpkg --configure -a && apt-get --fix-broken install; "
-            f"the log is {LOG_FILE}",
-        ) from cause
-    raise RolledBack(
-        f"installing {plan.appliance.name} failed: {reason}\nEverything was rolled back:"
-        " the installed packages and the debconf database are as before.",
-        hint=f"apt's output is in {LOG_FILE}",
-    ) from cause
-
-
-def _purge(target: Target, packages: list[str]) -> bool:
-    """Purge packages, half-installed ones included; dpkg first, since apt refuses to work
-    after an interrupted dpkg until `dpkg --configure -a`, which would rerun what failed."""
-    for argv in (
-        ["dpkg", "--purge", "--force-remove-reinstreq", *packages],
-        ["apt-get", "purge", "--yes", *packages],
-    ):
-        run(argv, target=target, env=_apt_env(), check=False)
-        if not set(packages) & set(dpkgstatus.present_versions(target)):
-            return True
-    return False
