@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Callable, Iterator
 
 from vatools.target import Target
 
@@ -63,11 +63,7 @@ def read_status(target: Target) -> list[PackageStatus]:
 
 def installed_versions(target: Target) -> dict[str, str]:
     """"package:arch" -> version of the packages that are fully installed."""
-    return {
-        f"{pkg.name}:{pkg.fields.get('Architecture', 'all')}": pkg.version
-        for pkg in read_status(target)
-        if pkg.installed
-    }
+    return _versions(target, lambda pkg: pkg.installed)
 
 
 def present_versions(target: Target) -> dict[str, str]:
@@ -77,8 +73,12 @@ def present_versions(target: Target) -> dict[str, str]:
     A failed install leaves packages half-configured: they must count as present, or a
     rollback would not see them.
     """
+    return _versions(target, lambda pkg: not pkg.status.endswith(" not-installed"))
+
+
+def _versions(target: Target, keep: Callable[[PackageStatus], bool]) -> dict[str, str]:
     return {
         f"{pkg.name}:{pkg.fields.get('Architecture', 'all')}": pkg.version
         for pkg in read_status(target)
-        if not pkg.status.endswith(" not-installed")
+        if keep(pkg)
     }

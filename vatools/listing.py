@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from vatools import dpkgstatus
 from vatools.target import Target
 
-VIRTUAL_APPLIANCE = "virtual-appliance"
+VIRTUAL_APPLIANCE = "virtual-appliance"  # as in aptq, too slow to import here
 INSTALL_RECORDS = "/var/lib/vatools/installed"
 
 

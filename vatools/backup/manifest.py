@@ -28,8 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from debian.deb822 import Deb822
-
+from vatools import dpkgstatus
 from vatools.errors import VatoolsError
 from vatools.run import Target
 
@@ -161,10 +160,6 @@ def root_location(target: Target, path: str) -> Path:
     return here / parts[-1]
 
 
-def _provides_appliance(provides: str) -> bool:
-    return any(p.split("(")[0].strip() == "virtual-appliance" for p in provides.split(","))
-
-
 def _depends_names(depends: str) -> tuple[str, ...]:
     names = []
     for group in depends.split(","):
@@ -176,19 +171,14 @@ def _depends_names(depends: str) -> tuple[str, ...]:
 
 def installed_appliance(target: Target) -> InstalledAppliance:
     """Read dpkg's status of the target and return its one installed appliance."""
-    status = target.path("/var/lib/dpkg/status")
-    try:
-        handle = open(status, encoding="utf-8", errors="replace")
-    except OSError as e:
-        raise VatoolsError(f"cannot read dpkg status of {target}: {e.strerror}: {status}",
-                           hint="is --root a Debian tree?") from e
-    found = []
-    with handle:
-        for para in Deb822.iter_paragraphs(handle):
-            if para.get("Status") == "install ok installed" and _provides_appliance(
-                    para.get("Provides", "")):
-                found.append(InstalledAppliance(para["Package"], para["Version"], dict(para),
-                                                _depends_names(para.get("Depends", ""))))
+    status = target.path(dpkgstatus.STATUS_FILE)
+    if not status.is_file():
+        raise VatoolsError(f"cannot read dpkg status of {target}: {status} is missing",
+                           hint="is --root a Debian tree?")
+    found = [InstalledAppliance(pkg.name, pkg.version, pkg.fields,
+                                _depends_names(pkg.fields.get("Depends", "")))
+             for pkg in dpkgstatus.read_status(target)
+             if pkg.installed and pkg.provides("virtual-appliance")]
     if not found:
         raise VatoolsError(f"no appliance is installed on {target}",
                            hint="install one first: vainstall NAME (valist shows them)")
@@ -201,9 +191,5 @@ def installed_appliance(target: Target) -> InstalledAppliance:
 def installed_versions(target: Target, names: tuple[str, ...]) -> dict[str, str]:
     """Installed versions of some packages, from the target's dpkg status (for info.yaml)."""
     wanted = set(names)
-    versions: dict[str, str] = {}
-    with open(target.path("/var/lib/dpkg/status"), encoding="utf-8", errors="replace") as handle:
-        for para in Deb822.iter_paragraphs(handle):
-            if para.get("Package") in wanted and para.get("Status") == "install ok installed":
-                versions[para["Package"]] = para["Version"]
-    return dict(sorted(versions.items()))
+    return dict(sorted((pkg.name, pkg.version) for pkg in dpkgstatus.read_status(target)
+                       if pkg.name in wanted and pkg.installed))
