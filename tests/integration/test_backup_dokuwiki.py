@@ -8,13 +8,12 @@ of it are killed with -9 at several points. vatools runs on the host with --root
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from test_backup_kill import backup_cli, journal_phase, restore_killed
 
 from tests.support.apache import serve_apache
+from tests.support.backups import backup_cli, journal_phase, restore_killed, snapshot
 from tests.support.chroot import Chroot
 from tests.support.net import free_port, http_get
 
@@ -28,25 +27,6 @@ CONFIG = "/etc/dokuwiki/local.php"
 def install(chroot: Chroot) -> None:
     result = chroot.run(["vainstall", "--yes", "dokuwiki-appliance"], check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-def snapshot(root: Path) -> dict[str, tuple]:
-    """Data, mode, owner and mtime of everything in the appliance's declared paths."""
-    state: dict[str, tuple] = {}
-    for rel in ROOTS:
-        for dirpath, dirnames, filenames in os.walk(root / rel):
-            for name in [".", *dirnames, *filenames]:
-                path = Path(dirpath, name)
-                st = path.lstat()
-                key = str(path.relative_to(root))
-                if path.is_symlink():
-                    state[key] = ("link", os.readlink(path), st.st_uid, st.st_gid)
-                elif path.is_dir():
-                    state[key] = ("dir", st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns)
-                else:
-                    state[key] = ("file", st.st_mode, st.st_uid, st.st_gid, st.st_mtime_ns,
-                                  path.read_bytes())
-    return state
 
 
 def page(chroot: Chroot, wiki_id: str) -> tuple[int, str]:
@@ -65,17 +45,17 @@ def test_backup_delete_restore_and_move_to_a_new_server(server: object, suite: s
     created = backup_cli("create", "--root", str(chroot.root), "-o", str(abf))
     assert "dokuwiki-appliance" in created.stdout
     assert "OK (format 2" in backup_cli("verify", str(abf)).stdout
-    before = snapshot(chroot.root)
+    before = snapshot(chroot.root, ROOTS)
 
     # the disaster: pages deleted, config changed
     chroot.run(["rm", "-r", f"{PAGES}/team", f"{PAGES}/start.txt"])
     chroot.write_text(CONFIG, "<?php\n$conf['title'] = 'Vandalised';\n")
-    assert snapshot(chroot.root) != before
+    assert snapshot(chroot.root, ROOTS) != before
 
     dry = backup_cli("restore", "--dry-run", "--root", str(chroot.root), str(abf))
     assert "replace: /var/lib/dokuwiki" in dry.stdout and "dry run: nothing changed" in dry.stdout
     backup_cli("restore", "--root", str(chroot.root), str(abf))
-    assert snapshot(chroot.root) == before
+    assert snapshot(chroot.root, ROOTS) == before
     assert "Back up often." in chroot.read_text(f"{PAGES}/team/plan.txt")
     assert "Vandalised" not in chroot.read_text(CONFIG)
     status, body = page(chroot, "team:plan")
@@ -86,7 +66,7 @@ def test_backup_delete_restore_and_move_to_a_new_server(server: object, suite: s
     install(fresh)
     assert not fresh.path(f"{PAGES}/team/plan.txt").exists()
     backup_cli("restore", "--root", str(fresh.root), str(abf))
-    assert snapshot(fresh.root) == before
+    assert snapshot(fresh.root, ROOTS) == before
     status, body = page(fresh, "team:plan")
     assert status == 200 and "Back up often." in body, body[:500]
 
@@ -95,15 +75,15 @@ def test_backup_delete_restore_and_move_to_a_new_server(server: object, suite: s
     chroot.run(["rm", "-r", f"{PAGES}/team"])
     old_abf = tmp_path / "old.abf"
     backup_cli("create", "--root", str(chroot.root), "-o", str(old_abf))
-    old = snapshot(chroot.root)
+    old = snapshot(chroot.root, ROOTS)
     seen = []
     for phase, delay in (("staging", 0.0), ("swapping", 0.0), ("swapping", 0.005),
                          ("committed", 0.0)):
         seen.append(restore_killed(chroot.root, abf, phase, delay))
         backup_cli("recover", "--root", str(chroot.root))
-        now = snapshot(chroot.root)
+        now = snapshot(chroot.root, ROOTS)
         assert now in (old, before), f"mixed content after a kill at {phase}+{delay}s"
         assert journal_phase(chroot.root) is None
         backup_cli("restore", "--root", str(chroot.root), str(old_abf))
-        assert snapshot(chroot.root) == old
+        assert snapshot(chroot.root, ROOTS) == old
     assert "staging" in seen

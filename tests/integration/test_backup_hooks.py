@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_backup_kill import APPLIANCE, HOOKS, backup_cli, fill, state
+from test_backup_kill import APPLIANCE, HOOKS, fill, state
 
+from tests.support.backups import backup_cli
 from tests.support.chroot import Chroot
 
 pytestmark = pytest.mark.integration

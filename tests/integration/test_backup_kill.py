@@ -8,22 +8,17 @@ no package is installed, and vatools runs on the host with --root, as an adminis
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.backups import backup_cli, journal_phase, restore_killed
 from tests.support.chroot import Chroot
 
 pytestmark = pytest.mark.integration
 
-TOP = Path(__file__).resolve().parents[2]
 ROOTS = ("etc/wiki", "var/lib/wiki")
 APPLIANCE = """
 Package: wiki-appliance
@@ -40,14 +35,6 @@ Vatools-Backup-Data: /var/lib/wiki
 Description: synthetic appliance for the kill test
 """
 HOOKS = "usr/share/vatools/appliances/wiki-appliance"
-
-
-def backup_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "vatools.cli.backup", "backup", *args],
-                            cwd=TOP, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(f"backup {args} exited {result.returncode}:\n{result.stderr}")
-    return result
 
 
 def fill(root: Path, flavour: str, files: int = 800) -> None:
@@ -76,32 +63,6 @@ def state(root: Path) -> dict[str, bytes | str]:
     return found
 
 
-def journal_phase(root: Path) -> str | None:
-    try:
-        return str(json.loads((root / "var/lib/vatools/backup/restore.journal").read_text())["phase"])
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-def restore_killed(root: Path, abf: Path, phase: str | None, delay: float) -> str | None:
-    """Start a restore, kill -9 it (its whole process group) at `phase` + `delay` or after
-    `delay`; return the journal phase seen at the kill."""
-    proc = subprocess.Popen([sys.executable, "-m", "vatools.cli.backup", "backup", "restore",
-                             "--root", str(root), str(abf)], cwd=TOP, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        if phase is not None:
-            while journal_phase(root) != phase and proc.poll() is None:
-                assert time.monotonic() < deadline, f"phase {phase} never came"
-                time.sleep(0.0005)
-        time.sleep(delay)
-        seen = journal_phase(root)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)  # our own process group: the restore and its hooks
-        proc.wait()
-    return seen
 
 
 @pytest.fixture
