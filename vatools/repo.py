@@ -20,6 +20,7 @@ import shutil
 import tarfile
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -292,13 +293,21 @@ def build_repository(repo_dir: Path, *, top: Path, suites: Sequence[str], key_di
     common: list[Path] = []
     per_suite: dict[str, list[Path]] = {suite: [] for suite in suites}
     # On failure `work` stays: the error names the build log inside it.
-    for source in sources:
-        if needs_chroot(source):
-            for suite in suites:
-                per_suite[suite] += build_package(source, work / suite, suite=suite,
-                                                  progress=progress)
-        else:
-            common += build_package(source, work / "all", progress=progress)
+    # Per-release builds (each in its own chroot, mostly one long compiler process) run side
+    # by side, one per suite, while the quick ones build on this system meanwhile.
+    with ThreadPoolExecutor(max_workers=len(suites), thread_name_prefix="build") as pool:
+        in_chroots = [(suite, pool.submit(build_package, source, work / suite, suite=suite,
+                                          progress=progress))
+                      for source in sources if needs_chroot(source) for suite in suites]
+        try:
+            for source in sources:
+                if not needs_chroot(source):
+                    common += build_package(source, work / "all", progress=progress)
+            for suite, build in in_chroots:
+                per_suite[suite] += build.result()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # no build left running behind us
+            raise
     for suite in suites:
         published = publish(repo_dir, suite, common + per_suite[suite], key)
         progress(f"published {published} ({len(common) + len(per_suite[suite])} packages)")
