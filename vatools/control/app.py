@@ -39,7 +39,8 @@ def _session_key(path: Path) -> bytes:
 
 def create_app(config: Config | None = None,
                plugins: tuple[list[Plugin], list[Broken]] | None = None) -> Flask:
-    config = config or Config.load()
+    config = config if config is not None else Config.load()
+    conf: Config = config  # for the closures below
     app = Flask(__name__, static_folder=None)
     app.config.update(
         SECRET_KEY=_session_key(config.session_key_file),
@@ -50,7 +51,7 @@ def create_app(config: Config | None = None,
         MAX_CONTENT_LENGTH=8 * 1024**3,  # uploaded backups
     )
     if config.behind_proxy:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign,assignment]
     app.extensions["control.config"] = config
     client = HelperClient(config.socket)
     app.extensions["control.client"] = client
@@ -75,9 +76,9 @@ def create_app(config: Config | None = None,
 
     @app.before_request
     def guard() -> Any:
-        g.config = config
+        g.config = conf
         if request.endpoint not in PUBLIC_ENDPOINTS:
-            stored = auth.read_hash(config.password_file)
+            stored = auth.read_hash(conf.password_file)
             if (not session.get("admin") or stored is None
                     or session.get("pw") != auth.fingerprint(stored)):
                 session.pop("admin", None)

@@ -48,11 +48,11 @@ class Config:
             parser.read_string(text, source=where)
         except configparser.Error as e:
             raise VatoolsError(f"{where}: {e}", hint="fix the file's INI syntax") from None
-        web = parser["web"] if parser.has_section("web") else {}
-        helper = parser["helper"] if parser.has_section("helper") else {}
+        web: dict[str, str] = dict(parser["web"]) if parser.has_section("web") else {}
+        helper: dict[str, str] = dict(parser["helper"]) if parser.has_section("helper") else {}
 
-        def flag(section: object, key: str) -> bool:
-            value = str(getattr(section, "get")(key, "no")).strip().lower()
+        def flag(section: dict[str, str], key: str) -> bool:
+            value = section.get(key, "no").strip().lower()
             if value not in ("yes", "no", "true", "false", "on", "off", "1", "0"):
                 raise VatoolsError(f"{where}: {key} = {value!r} is not yes or no")
             return value in ("yes", "true", "on", "1")

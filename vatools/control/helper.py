@@ -87,7 +87,8 @@ def handle(conn: socket.socket, allowed_uid: int, operations: Operations) -> Non
         args = validate(request.get("op"), request.get("args", {}))
         op = str(request["op"])
         log.info("uid %d: %s %s", uid, op, args)
-        with _exclusive if op not in ("ping", "list-upgrades") else _NoLock():
+        lock: Any = _exclusive if op not in ("ping", "list-upgrades") else _NoLock()
+        with lock:
             result = operations.perform(
                 op, args, lambda pct, text: reply.send({"progress": round(pct, 1), "text": text}))
         reply.send({"ok": True, "result": result})

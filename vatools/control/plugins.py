@@ -47,7 +47,7 @@ class Plugin:
     title: str
     menu: tuple[MenuEntry, ...] = ()
     blueprint: Blueprint | None = None
-    widgets: Callable[[], list[Widget]] = field(default=lambda: [])
+    widgets: Callable[[], list[Widget]] = field(default=lambda: list[Widget]())
     backup_manifest: Callable[[], BackupManifest] | None = None
 
 
