@@ -61,7 +61,9 @@ SCHEMAS: dict[str, dict[str, Arg]] = {
     "reboot": {},
     "poweroff": {},
     "set-relayhost": {"relayhost": RELAYHOST},
+    "appliance-stats": {},
 }
+STATS_HOOK = "control-stats"
 
 
 def validate(op: object, args: object) -> dict[str, str]:
@@ -218,6 +220,24 @@ class Operations:
     def op_poweroff(self, emit: Emit) -> str:
         run(["systemctl", "poweroff"], hint="is systemd running this machine?")
         return "shutting down"
+
+    def op_appliance_stats(self, emit: Emit) -> dict[str, str]:
+        """The appliance's own figures (wiki pages...): its root-owned hook
+        /usr/share/vatools/appliances/NAME/control-stats prints one JSON object."""
+        import json
+
+        from vatools.backup.manifest import installed_appliance
+
+        manifest = installed_appliance(HOST).manifest()
+        hook = Path(manifest.hooks_dir) / STATS_HOOK
+        if not hook.is_file() or hook.stat().st_uid != 0 or not os.access(hook, os.X_OK):
+            raise VatoolsError(f"{manifest.appliance} has no statistics hook {hook}")
+        output = run([str(hook)]).stdout
+        try:
+            data = json.loads(output)
+            return {str(key): str(value) for key, value in dict(data).items()}
+        except (ValueError, TypeError):
+            raise CommandFailed([str(hook)], 0, output, "the hook must print one JSON object") from None
 
     def op_set_relayhost(self, emit: Emit, relayhost: str) -> str:
         from vatools.control import settings
