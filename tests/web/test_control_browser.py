@@ -62,11 +62,20 @@ def shot(driver: WebDriver, suite: str, name: str) -> None:
     SAVED.append(path)
 
 
-def wait_job_done(driver: WebDriver, timeout: float = 300) -> str:
-    """Wait until the page shows its job finished (the page reloads itself then)."""
+def job_id(driver: WebDriver) -> str | None:
+    found = driver.find_elements(By.ID, "job")
+    return found[0].get_attribute("data-id") if found else None
+
+
+def wait_job_done(driver: WebDriver, previous: str | None, timeout: float = 300) -> str:
+    """Wait until the page shows a new job (not `previous`) finished; the page reloads
+    itself when its job ends."""
     def finished(d: WebDriver) -> str | bool:
         try:
-            state = d.find_element(By.ID, "job").get_attribute("data-state")
+            job = d.find_element(By.ID, "job")
+            if job.get_attribute("data-id") == previous:
+                return False
+            state = job.get_attribute("data-state")
         except Exception:  # noqa: BLE001 - between reloads
             return False
         return state if state in ("done", "failed") else False
@@ -76,8 +85,11 @@ def wait_job_done(driver: WebDriver, timeout: float = 300) -> str:
     return driver.find_element(By.ID, "job").text
 
 
-def post_button(driver: WebDriver, css: str) -> None:
+def start_job(driver: WebDriver, css: str) -> str | None:
+    """Click the button that starts a job; returns the id of the job shown before."""
+    previous = job_id(driver)
     driver.find_element(By.CSS_SELECTOR, css).click()
+    return previous
 
 
 def test_the_web_process_does_not_run_as_root(control_served, suite: str) -> None:  # type: ignore[no-untyped-def]
@@ -121,9 +133,9 @@ def test_log_in_update_back_up_restore_log_out(control_served, browser: WebDrive
 
     # updates: apt-get update through the helper, followed on its status fd
     driver.find_element(By.LINK_TEXT, "Updates").click()
-    post_button(driver, "#refresh")
+    before = start_job(driver, "#refresh")
     shot(driver, suite, "updates-running")
-    text = wait_job_done(driver)
+    text = wait_job_done(driver, before)
     assert "Package lists updated" in text
     assert driver.find_element(By.ID, "job-progress").get_attribute("value") == "100"
     pending = driver.find_element(By.ID, "pending").text
@@ -133,8 +145,7 @@ def test_log_in_update_back_up_restore_log_out(control_served, browser: WebDrive
     # backups: create one (with a page in the wiki), download it
     chroot.write_text(f"{PAGES}/control_test.txt", "====== Before the backup ======\n")
     driver.find_element(By.LINK_TEXT, "Backups").click()
-    post_button(driver, "#create")
-    wait_job_done(driver)
+    wait_job_done(driver, start_job(driver, "#create"))
     rows = driver.find_elements(By.CSS_SELECTOR, "tr.backup")
     assert len(rows) == 1
     name = rows[0].get_attribute("data-name")
@@ -151,8 +162,7 @@ def test_log_in_update_back_up_restore_log_out(control_served, browser: WebDrive
     copy = downloaded.with_name("uploaded-copy.abf")
     shutil.copy(downloaded, copy)
     driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(copy))
-    post_button(driver, "#upload")
-    assert "all checksums match" in wait_job_done(driver)
+    assert "all checksums match" in wait_job_done(driver, start_job(driver, "#upload"))
 
     # the disaster, then the restore (refused without the confirmation box)
     chroot.path(f"{PAGES}/control_test.txt").unlink()
@@ -161,8 +171,9 @@ def test_log_in_update_back_up_restore_log_out(control_served, browser: WebDrive
     assert "tick the box" in driver.find_element(By.CLASS_NAME, "flash").text
     row = driver.find_element(By.CSS_SELECTOR, f"tr.backup[data-name='{name}']")
     row.find_element(By.CSS_SELECTOR, "input.confirm").click()
+    before = job_id(driver)
     row.find_element(By.CSS_SELECTOR, "button.restore").click()
-    assert "replace: /var/lib/dokuwiki" in wait_job_done(driver)
+    assert "replace: /var/lib/dokuwiki" in wait_job_done(driver, before)
     assert "Before the backup" in chroot.read_text(f"{PAGES}/control_test.txt")
     shot(driver, suite, "restored")
 
