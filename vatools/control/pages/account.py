@@ -15,7 +15,7 @@ bp = Blueprint("account", __name__)
 
 def _safe_next(target: str | None) -> str:
     # Only a path on this site: never an absolute URL (no open redirect).
-    if target and target.startswith("/") and not target.startswith("//"):
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
         return target
     return url_for("dashboard.index")
 
