@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -53,6 +54,7 @@ def control_served(_trees, repo, repo_server, harness_dir: Path  # type: ignore[
             assert result.returncode == 0, result.stdout + result.stderr
             password = secrets_of(chroot, "dokuwiki-appliance")["appliance-control/admin-password"]
             assert password in result.stdout  # shown once, like the wiki's own
+            shutil.rmtree(ARTIFACTS / f"control-{suite}", ignore_errors=True)  # an earlier run's
             logs = harness_dir / f"control-logs-{suite}"
             url = stack.enter_context(serve_control(chroot, free_port(), logs))
             made[suite] = Served(chroot, url, password, logs)

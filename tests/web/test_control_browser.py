@@ -135,6 +135,12 @@ def test_log_in_update_back_up_restore_log_out(control_served, browser: WebDrive
     driver.find_element(By.LINK_TEXT, "Updates").click()
     before = start_job(driver, "#refresh")
     shot(driver, suite, "updates-running")
+    # the browser leaves and comes back: the job went on, and the page picks it up again
+    WebDriverWait(driver, 30).until(lambda d: job_id(d) not in (None, before))
+    running = job_id(driver)
+    driver.get(served.url + "/")
+    driver.get(served.url + "/updates")
+    assert job_id(driver) == running
     text = wait_job_done(driver, before)
     assert "Package lists updated" in text
     assert driver.find_element(By.ID, "job-progress").get_attribute("value") == "100"
