@@ -5,7 +5,8 @@ An appliance's plugin package declares, in its dist-info entry_points.txt:
     [vatools.control.plugins]
     dokuwiki = dokuwiki_appliance_control:plugin
 
-and the named callable returns a `Plugin`. See docs/control-plugins.md for the whole API.
+and the named callable returns a `Plugin`, or None when its appliance is not the one installed
+(a plugin left behind by a replaced appliance). See docs/control-plugins.md for the whole API.
 A plugin that fails to load, or whose widgets fail, is shown on the dashboard as broken; the
 interface itself keeps working.
 """
@@ -63,6 +64,8 @@ def load_plugins(group: str = GROUP) -> tuple[list[Plugin], list[Broken]]:
     for entry in metadata.entry_points(group=group):
         try:
             made = entry.load()()
+            if made is None:
+                continue
             if not isinstance(made, Plugin):
                 raise TypeError(f"{entry.value} returned {type(made).__name__}, not a Plugin")
             plugins.append(made)

@@ -9,6 +9,7 @@ from vatools.backup.manifest import BackupManifest, installed_appliance
 from vatools.control.pages import client
 from vatools.control.plugins import Plugin, Widget
 from vatools.control.sysinfo import Cached
+from vatools.errors import VatoolsError
 from vatools.run import HOST
 
 # Counting pages walks the wiki: at most once a minute, not on every dashboard view.
@@ -34,5 +35,12 @@ def manifest() -> BackupManifest:
     return installed_appliance(HOST).manifest()
 
 
-def plugin() -> Plugin:
+def plugin() -> Plugin | None:
+    """The plugin, when dokuwiki-appliance is the appliance installed (a replaced appliance's
+    plugin package may stay behind)."""
+    try:
+        if installed_appliance(HOST).name != "dokuwiki-appliance":
+            return None
+    except VatoolsError:
+        return None
     return Plugin(name="dokuwiki", title="DokuWiki", widgets=widgets, backup_manifest=manifest)

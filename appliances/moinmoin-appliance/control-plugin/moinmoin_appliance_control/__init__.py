@@ -14,6 +14,7 @@ from vatools.control.pages import client, job_json
 from vatools.control.pages.backups import listing
 from vatools.control.plugins import MenuEntry, Plugin, Widget
 from vatools.control.sysinfo import Cached
+from vatools.errors import VatoolsError
 from vatools.run import HOST
 
 bp = Blueprint("moinmoin", __name__, template_folder="templates")
@@ -52,7 +53,14 @@ def manifest() -> BackupManifest:
     return installed_appliance(HOST).manifest()
 
 
-def plugin() -> Plugin:
+def plugin() -> Plugin | None:
+    """The plugin, when moinmoin-appliance is the appliance installed (a replaced appliance's
+    plugin package may stay behind)."""
+    try:
+        if installed_appliance(HOST).name != "moinmoin-appliance":
+            return None
+    except VatoolsError:
+        return None
     return Plugin(name="moinmoin", title="MoinMoin wiki",
                   menu=(MenuEntry("Wiki", "moinmoin.wiki"),), blueprint=bp,
                   widgets=widgets, backup_manifest=manifest)
