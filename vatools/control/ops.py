@@ -82,6 +82,22 @@ def validate(op: object, args: object) -> dict[str, str]:
     return dict(args)
 
 
+def parse_upgrades(simulation: str) -> list[dict[str, str]]:
+    """The upgrades in `apt-get --simulate upgrade` output (its "Inst" lines).
+
+    >>> parse_upgrades("Inst tzdata [2024a-0+deb12u1] (2025b-0+deb12u1 Debian:12.11/stable [all])")
+    [{'package': 'tzdata', 'installed': '2024a-0+deb12u1', 'candidate': '2025b-0+deb12u1', \
+'origin': 'Debian:12.11/stable [all]'}]
+    """
+    upgrades = []
+    for line in simulation.splitlines():
+        m = re.match(r"Inst (\S+) \[([^\]]+)\] \((\S+) (.*)\)$", line)
+        if m:
+            upgrades.append({"package": m[1], "installed": m[2], "candidate": m[3],
+                             "origin": m[4]})
+    return upgrades
+
+
 class Operations:
     """The operations themselves (run as root). `backups` is the directory the web user reads."""
 
@@ -144,14 +160,7 @@ class Operations:
 
     def op_list_upgrades(self, emit: Emit) -> list[dict[str, str]]:
         # A simulation: apt-get computes the upgrade and changes nothing.
-        out = run(["apt-get", "--simulate", "upgrade"], env={"LC_ALL": "C.UTF-8"}).stdout
-        upgrades = []
-        for line in out.splitlines():
-            m = re.match(r"Inst (\S+) \[([^\]]+)\] \((\S+) ([^)]*)\)", line)
-            if m:
-                upgrades.append({"package": m[1], "installed": m[2], "candidate": m[3],
-                                 "origin": m[4]})
-        return upgrades
+        return parse_upgrades(run(["apt-get", "--simulate", "upgrade"]).stdout)
 
     # -- backups -------------------------------------------------------------------------------
     def _backup_path(self, name: str) -> Path:
