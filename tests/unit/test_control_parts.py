@@ -79,3 +79,26 @@ def test_bad_config_names_the_file_and_value(text: str, message: str) -> None:
     with pytest.raises(VatoolsError) as error:
         Config.parse(text, "x.conf")
     assert error.value.message.startswith(message)
+
+
+def test_installed_password_questions_are_known_to_vainstall(tmp_path: Path) -> None:
+    """debconf keeps password questions in passwords.dat, not config.dat: an installed
+    package's password question (appliance-control's, when one appliance replaces another)
+    must still be found with its owner."""
+    from vatools.target import Target
+    from vatools.templates import from_debconf_db
+
+    db = tmp_path / "var/cache/debconf"
+    db.mkdir(parents=True)
+    (db / "templates.dat").write_text(
+        "Name: appliance-control/admin-password\nType: password\nDescription: Password:\n\n"
+        "Name: tzdata/Areas\nType: select\nChoices: Europe\nDescription: Area:\n\n")
+    (db / "config.dat").write_text(
+        "Name: tzdata/Areas\nTemplate: tzdata/Areas\nValue: Europe\nOwners: tzdata\n\n")
+    (db / "passwords.dat").write_text(
+        "Name: appliance-control/admin-password\nTemplate: appliance-control/admin-password\n"
+        "Owners: appliance-control\n\n")
+    packages, templates = from_debconf_db(Target(tmp_path))
+    assert packages == {"tzdata", "appliance-control"}
+    assert templates["appliance-control/admin-password"].owner == "appliance-control"
+    assert templates["appliance-control/admin-password"].type == "password"

@@ -185,6 +185,10 @@ def test_log_in_update_back_up_restore_log_out(control_served, browser: WebDrive
 
     driver.find_element(By.LINK_TEXT, "Services").click()
     assert "apache2" in driver.find_element(By.TAG_NAME, "body").text
+    driver.find_element(By.ID, "restart").click()  # through the helper (policy-rc.d: no-op)
+    assert "restarted: apache2" in driver.find_element(By.CLASS_NAME, "flash").text
+    driver.find_element(By.ID, "reboot").click()  # without the confirmation box: not done
+    assert "Reboot the machine: not done" in driver.find_element(By.CLASS_NAME, "flash").text
     shot(driver, suite, "services")
     driver.find_element(By.LINK_TEXT, "Settings").click()
     assert "postfix is not installed" in driver.find_element(By.TAG_NAME, "body").text
