@@ -21,6 +21,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.control import processes_in
@@ -85,6 +86,13 @@ def wait_job_done(driver: WebDriver, previous: str | None, timeout: float = 300)
     return driver.find_element(By.ID, "job").text
 
 
+def click_and_load(driver: WebDriver, by: str, what: str, within: object = None) -> None:
+    """Click a link or button and wait for the next page (the old one goes stale)."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    (within or driver).find_element(by, what).click()  # type: ignore[attr-defined]
+    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(old))
+
+
 def start_job(driver: WebDriver, css: str) -> str | None:
     """Click the button that starts a job; returns the id of the job shown before."""
     previous = job_id(driver)
@@ -117,10 +125,10 @@ def test_log_in_update_back_up_restore_log_out(control_served, browser: WebDrive
     assert "/login" in driver.current_url
     shot(driver, suite, "login")
     driver.find_element(By.ID, "password").send_keys("not the password")
-    driver.find_element(By.ID, "login").click()
+    click_and_load(driver, By.ID, "login")
     assert "Wrong password." in driver.find_element(By.ID, "login-error").text
     driver.find_element(By.ID, "password").send_keys(served.password)
-    driver.find_element(By.ID, "login").click()
+    click_and_load(driver, By.ID, "login")
 
     # dashboard: the appliance, the machine, its services, the plugin's widgets
     body = driver.find_element(By.TAG_NAME, "body").text
@@ -132,7 +140,7 @@ def test_log_in_update_back_up_restore_log_out(control_served, browser: WebDrive
     shot(driver, suite, "dashboard")
 
     # updates: apt-get update through the helper, followed on its status fd
-    driver.find_element(By.LINK_TEXT, "Updates").click()
+    click_and_load(driver, By.LINK_TEXT, "Updates")
     before = start_job(driver, "#refresh")
     shot(driver, suite, "updates-running")
     # the browser leaves and comes back: the job went on, and the page picks it up again
@@ -150,7 +158,7 @@ def test_log_in_update_back_up_restore_log_out(control_served, browser: WebDrive
 
     # backups: create one (with a page in the wiki), download it
     chroot.write_text(f"{PAGES}/control_test.txt", "====== Before the backup ======\n")
-    driver.find_element(By.LINK_TEXT, "Backups").click()
+    click_and_load(driver, By.LINK_TEXT, "Backups")
     wait_job_done(driver, start_job(driver, "#create"))
     rows = driver.find_elements(By.CSS_SELECTOR, "tr.backup")
     assert len(rows) == 1
@@ -173,7 +181,7 @@ def test_log_in_update_back_up_restore_log_out(control_served, browser: WebDrive
     # the disaster, then the restore (refused without the confirmation box)
     chroot.path(f"{PAGES}/control_test.txt").unlink()
     row = driver.find_element(By.CSS_SELECTOR, f"tr.backup[data-name='{name}']")
-    row.find_element(By.CSS_SELECTOR, "button.restore").click()
+    click_and_load(driver, By.CSS_SELECTOR, "button.restore", row)
     assert "tick the box" in driver.find_element(By.CLASS_NAME, "flash").text
     row = driver.find_element(By.CSS_SELECTOR, f"tr.backup[data-name='{name}']")
     row.find_element(By.CSS_SELECTOR, "input.confirm").click()
@@ -183,18 +191,18 @@ def test_log_in_update_back_up_restore_log_out(control_served, browser: WebDrive
     assert "Before the backup" in chroot.read_text(f"{PAGES}/control_test.txt")
     shot(driver, suite, "restored")
 
-    driver.find_element(By.LINK_TEXT, "Services").click()
+    click_and_load(driver, By.LINK_TEXT, "Services")
     assert "apache2" in driver.find_element(By.TAG_NAME, "body").text
-    driver.find_element(By.ID, "restart").click()  # through the helper (policy-rc.d: no-op)
+    click_and_load(driver, By.ID, "restart")  # through the helper (policy-rc.d: no-op)
     assert "restarted: apache2" in driver.find_element(By.CLASS_NAME, "flash").text
-    driver.find_element(By.ID, "reboot").click()  # without the confirmation box: not done
+    click_and_load(driver, By.ID, "reboot")  # without the confirmation box: not done
     assert "Reboot the machine: not done" in driver.find_element(By.CLASS_NAME, "flash").text
     shot(driver, suite, "services")
-    driver.find_element(By.LINK_TEXT, "Settings").click()
+    click_and_load(driver, By.LINK_TEXT, "Settings")
     assert "postfix is not installed" in driver.find_element(By.TAG_NAME, "body").text
     shot(driver, suite, "settings")
 
-    driver.find_element(By.ID, "logout").click()
+    click_and_load(driver, By.ID, "logout")
     assert "/login" in driver.current_url
     assert "You are logged out." in driver.find_element(By.TAG_NAME, "body").text
     shot(driver, suite, "logged-out")
