@@ -102,3 +102,41 @@ def test_installed_password_questions_are_known_to_vainstall(tmp_path: Path) -> 
     assert packages == {"tzdata", "appliance-control"}
     assert templates["appliance-control/admin-password"].owner == "appliance-control"
     assert templates["appliance-control/admin-password"].type == "password"
+
+
+def test_jobs_and_login_failures_are_shared_by_the_worker_processes(tmp_path: Path) -> None:
+    """Two Jobs (two gunicorn workers) over one directory see the same jobs; a job whose worker
+    is gone shows as interrupted. Two RateLimits over one file count the same failures."""
+    import json
+    import time
+
+    from vatools.control.auth import RateLimit
+    from vatools.control.client import HelperClient
+    from vatools.control.jobs import Jobs
+
+    client = HelperClient(tmp_path / "no-helper.sock")
+    first, second = Jobs(client, tmp_path / "jobs"), Jobs(client, tmp_path / "jobs")
+    job = first.start("updates", "apt-update", "Updating")
+    deadline = time.monotonic() + 10
+    while (seen := second.get(job.id)) is not None and seen.state == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert seen is not None and seen.state == "failed"
+    assert seen.error.startswith("the root helper is not reachable at ")
+    assert second.latest("updates") == seen
+
+    dead = json.loads((tmp_path / "jobs" / f"{job.id}.json").read_text())
+    dead.update(id="9999999999999-abcdef", state="running", pid=2**22 + 1)  # above pid_max
+    (tmp_path / "jobs" / "9999999999999-abcdef.json").write_text(json.dumps(dead))
+    interrupted = second.latest("updates")
+    assert interrupted is not None and interrupted.id == "9999999999999-abcdef"
+    assert interrupted.state == "failed" and interrupted.error.startswith("interrupted")
+    assert second.get("../../etc/passwd") is None
+
+    one, two = (RateLimit(attempts=3, path=tmp_path / "failures") for _ in range(2))
+    one.fail("10.0.0.1")
+    two.fail("10.0.0.1")
+    one.fail("10.0.0.1")
+    assert two.wait("10.0.0.1") > 0 and two.wait("10.0.0.2") == 0
+    one.succeed("10.0.0.1")
+    assert two.wait("10.0.0.1") == 0

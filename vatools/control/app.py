@@ -55,8 +55,8 @@ def create_app(config: Config | None = None,
     app.extensions["control.config"] = config
     client = HelperClient(config.socket)
     app.extensions["control.client"] = client
-    app.extensions["control.jobs"] = Jobs(client)
-    app.extensions["control.ratelimit"] = auth.RateLimit()
+    app.extensions["control.jobs"] = Jobs(client, config.jobs_dir)
+    app.extensions["control.ratelimit"] = auth.RateLimit(path=config.state_dir / "login-failures")
     loaded, broken = plugins if plugins is not None else load_plugins()
     app.extensions["control.broken"] = list(broken)
 

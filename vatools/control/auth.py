@@ -10,14 +10,18 @@ True
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 from vatools.errors import VatoolsError
 
@@ -89,40 +93,66 @@ def csrf_ok(expected: str | None, given: str | None) -> bool:
 class RateLimit:
     """At most `attempts` failed logins per client address in `window` seconds.
 
+    With a `path`, the failures are kept in that file (under a lock), so every worker process
+    of the web server counts the same failures.
+
     >>> limit = RateLimit(attempts=2, window=60)
     >>> limit.fail("a", now=0.0); limit.fail("a", now=1.0)
     >>> limit.wait("a", now=2.0), limit.wait("b", now=2.0)
     (58, 0)
     """
 
-    def __init__(self, attempts: int = 5, window: float = 300) -> None:
+    def __init__(self, attempts: int = 5, window: float = 300, path: Path | None = None) -> None:
         self.attempts = attempts
         self.window = window
-        self._failures: dict[str, list[float]] = {}
+        self.path = path
+        self._memory: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
-    def _recent(self, key: str, now: float) -> list[float]:
-        recent = [t for t in self._failures.get(key, []) if now - t < self.window]
-        self._failures[key] = recent
+    @contextlib.contextmanager
+    def _failures(self) -> Iterator[dict[str, list[float]]]:
+        """The failures by address, locked for this thread and process; saved afterwards."""
+        with self._lock:
+            if self.path is None:
+                yield self._memory
+                return
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "r+") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    failures = json.loads(handle.read() or "{}")
+                except ValueError:
+                    failures = {}
+                yield failures
+                handle.seek(0)
+                handle.truncate()
+                handle.write(json.dumps(failures))
+
+    def _recent(self, failures: dict[str, list[float]], key: str, now: float) -> list[float]:
+        recent = [t for t in failures.get(key, []) if now - t < self.window]
+        if recent:
+            failures[key] = recent
+        else:
+            failures.pop(key, None)
         return recent
 
     def wait(self, key: str, now: float | None = None) -> int:
         """Seconds before `key` may try again (0: now)."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            recent = self._recent(key, now)
+        now = time.time() if now is None else now
+        with self._failures() as failures:
+            recent = self._recent(failures, key, now)
             if len(recent) < self.attempts:
                 return 0
             return int(recent[0] + self.window - now + 0.999)
 
     def fail(self, key: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            self._recent(key, now).append(now)
+        now = time.time() if now is None else now
+        with self._failures() as failures:
+            failures[key] = [*self._recent(failures, key, now), now]
 
     def succeed(self, key: str) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
+        with self._failures() as failures:
+            failures.pop(key, None)
 
 
 def main() -> int:

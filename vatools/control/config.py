@@ -38,6 +38,10 @@ class Config:
         return self.state_dir / "session-key"
 
     @property
+    def jobs_dir(self) -> Path:
+        return self.state_dir / "jobs"
+
+    @property
     def backups_dir(self) -> Path:
         return self.state_dir / "backups"
 

@@ -33,8 +33,8 @@ def index() -> Any:
                            widgets=widgets, broken=current_app.extensions["control.broken"])
 
 
-@bp.route("/jobs/<int:job_id>")
-def job(job_id: int) -> Any:
+@bp.route("/jobs/<job_id>")
+def job(job_id: str) -> Any:
     found = jobs().get(job_id)
     if found is None:
         abort(404)
