@@ -14,6 +14,10 @@ BUILD_PACKAGES := dpkg-dev debhelper dh-python pybuild-plugin-pyproject python3-
 TEST_PACKAGES := python3-apt python3-debian python3-pytest python3-hypothesis python3-yaml \
 	mmdebstrap apt-utils gnupg gpgv debian-archive-keyring lintian ca-certificates \
 	coreutils mount gzip xz-utils debconf
+# appliance-control: its libraries and server (unit tests run it on the host), the browser for
+# the end-to-end test, and wrk for its benchmark.
+CONTROL_PACKAGES := python3-flask gunicorn python3-augeas augeas-lenses \
+	chromium chromium-driver python3-selenium wrk
 # Source dirs built on this system; their Build-Depends are installed too.
 HOST_SOURCES := $(CURDIR) $(patsubst %/debian/control,%,$(wildcard $(CURDIR)/appliances/*/debian/control))
 APPLIANCE_SOURCES := $(patsubst %/debian/control,%,$(wildcard appliances/*/debian/control))
@@ -33,7 +37,7 @@ help:
 
 setup:
 	apt-get update
-	$(APT_INSTALL) $(BUILD_PACKAGES) $(TEST_PACKAGES)
+	$(APT_INSTALL) $(BUILD_PACKAGES) $(TEST_PACKAGES) $(CONTROL_PACKAGES)
 	apt-get build-dep -y --no-install-recommends -o DPkg::Lock::Timeout=300 $(HOST_SOURCES)
 
 test: setup
@@ -54,6 +58,7 @@ repo: setup
 bench: setup
 	$(PYTHON) bench/run.py
 	$(PYTHON) bench/bench_backup.py
+	$(PYTHON) bench/bench_control.py
 
 # ruff and mypy are used only as Debian packages them (bookworm has mypy but no ruff).
 lint: deb appliances

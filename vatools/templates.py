@@ -120,7 +120,9 @@ def from_debs(paths: Iterable[Path]) -> tuple[set[str], dict[str, Template]]:
 
 def from_debconf_db(target: Target) -> tuple[set[str], dict[str, Template]]:
     """Templates registered in a system's debconf database, with the packages owning them."""
-    owners = _question_owners(target.path("/var/cache/debconf/config.dat"))
+    # debconf keeps password questions apart, in the root-only passwords.dat.
+    owners = {**_question_owners(target.path("/var/cache/debconf/passwords.dat")),
+              **_question_owners(target.path("/var/cache/debconf/config.dat"))}
     path = target.path("/var/cache/debconf/templates.dat")
     if not path.exists():
         return set(), {}

@@ -8,6 +8,7 @@ follows the form's own field names instead of hard-coding them.
 from __future__ import annotations
 
 import http.cookiejar
+import json
 import re
 import urllib.error
 import urllib.parse
@@ -29,6 +30,15 @@ SITE_NAME = "Crew Wiki E2E"  # differs from the seed's "Team Wiki": the --set ov
 SMARTHOST = "relay.e2e.example.net"
 ADMIN = "WikiAdmin"
 PASSWORD_QUESTION = f"{APPLIANCE}/admin-password"
+STATS_HOOK = f"/usr/share/vatools/appliances/{APPLIANCE}/control-stats"
+CONTROL_CHECK = """import sys
+from pathlib import Path
+from vatools.control.auth import read_hash, verify_password
+from vatools.control.plugins import load_plugins
+print(verify_password(sys.stdin.read(), read_hash(Path("/var/lib/appliance-control/admin-password"))))
+plugins, broken = load_plugins()
+print(str([p.name for p in plugins]).replace(" ", ""), str(broken).replace(" ", ""))
+"""
 PAGE = "E2eTestPage"
 # A new item: the default item type with moin wiki markup, created from scratch (no template).
 NEW_PAGE_QUERY = urllib.parse.urlencode(
@@ -244,6 +254,10 @@ def test_moinmoin_install_browse_log_in_edit_and_relay(server_root: Chroot) -> N
         assert "Vandalised." not in admin.get(f"/{PAGE}").body
         assert "forged-by-anon" not in admin.get(f"/+history/{PAGE}").body
 
+    # appliance-control's plugin: its root-run statistics hook sees the wiki's revisions
+    stats = json.loads(chroot.run([STATS_HOOK]).stdout)
+    assert int(stats["items"]) >= 1 and int(stats["revisions"]) >= 2, stats
+
 
 @pytest.mark.suite("bookworm")
 def test_moinmoin_replaces_dokuwiki(server_root: Chroot) -> None:
@@ -261,3 +275,11 @@ def test_moinmoin_replaces_dokuwiki(server_root: Chroot) -> None:
         front = Browser(base_url).get("/")
         assert front.status == 200, front.body[:2000]
         assert "Team Wiki" in front.body  # the seed's own site name
+
+    # appliance-control was installed with dokuwiki: the password vainstall generated now for
+    # moinmoin is the one that works (the plugin's trigger took it), and only moinmoin's
+    # plugin is active (dokuwiki's stays installed but steps aside).
+    password = secrets_of(chroot, APPLIANCE)["appliance-control/admin-password"]
+    assert password in result.stdout
+    check = chroot.run(["python3", "-c", CONTROL_CHECK], input=password).stdout.split()
+    assert check == ["True", "['moinmoin']", "[]"], check

@@ -1,0 +1,84 @@
+"""Plugins: what an appliance adds to the interface, found through Python entry points.
+
+An appliance's plugin package declares, in its dist-info entry_points.txt:
+
+    [vatools.control.plugins]
+    dokuwiki = dokuwiki_appliance_control:plugin
+
+and the named callable returns a `Plugin`, or None when its appliance is not the one installed
+(a plugin left behind by a replaced appliance). See docs/control-plugins.md for the whole API.
+A plugin that fails to load, or whose widgets fail, is shown on the dashboard as broken; the
+interface itself keeps working.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from flask import Blueprint
+
+    from vatools.backup.manifest import BackupManifest
+
+GROUP = "vatools.control.plugins"
+log = logging.getLogger("appliance-control")
+
+
+@dataclass(frozen=True)
+class Widget:
+    """One line of the dashboard: a label, a value, and an optional link."""
+
+    label: str
+    value: str
+    link: str = ""
+
+
+@dataclass(frozen=True)
+class MenuEntry:
+    label: str
+    endpoint: str  # a Flask endpoint of the plugin's blueprint, e.g. "moinmoin.stats"
+
+
+@dataclass(frozen=True)
+class Plugin:
+    name: str  # short, [a-z0-9-]: the URL prefix /plugins/NAME
+    title: str
+    menu: tuple[MenuEntry, ...] = ()
+    blueprint: Blueprint | None = None
+    widgets: Callable[[], list[Widget]] = field(default=lambda: list[Widget]())
+    backup_manifest: Callable[[], BackupManifest] | None = None
+
+
+@dataclass(frozen=True)
+class Broken:
+    name: str
+    error: str
+
+
+def load_plugins(group: str = GROUP) -> tuple[list[Plugin], list[Broken]]:
+    plugins: list[Plugin] = []
+    broken: list[Broken] = []
+    for entry in metadata.entry_points(group=group):
+        try:
+            made = entry.load()()
+            if made is None:
+                continue
+            if not isinstance(made, Plugin):
+                raise TypeError(f"{entry.value} returned {type(made).__name__}, not a Plugin")
+            plugins.append(made)
+        except Exception as e:  # noqa: BLE001 - any failure of foreign code is reported
+            log.exception("plugin %s failed to load", entry.name)
+            broken.append(Broken(entry.name, f"{type(e).__name__}: {e}"))
+    return plugins, broken
+
+
+def widgets_of(plugin: Plugin) -> tuple[list[Widget], str]:
+    """The plugin's widgets, or the error that stopped them."""
+    try:
+        return list(plugin.widgets()), ""
+    except Exception as e:  # noqa: BLE001
+        log.exception("plugin %s: widgets failed", plugin.name)
+        return [], f"{type(e).__name__}: {e}"
