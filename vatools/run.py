@@ -37,6 +37,14 @@ TOOL_PACKAGES = {
     "gpg": "gnupg",
     "lintian": "lintian",
     "mmdebstrap": "mmdebstrap",
+    "grub-mkimage": "grub-pc-bin",
+    "mcopy": "mtools",
+    "mke2fs": "e2fsprogs",
+    "mkfs.fat": "dosfstools",
+    "mmd": "mtools",
+    "qemu-img": "qemu-utils",
+    "sfdisk": "fdisk",
+    "zstd": "zstd",
 }
 
 
