@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import tarfile
 from dataclasses import dataclass
@@ -239,9 +240,15 @@ def test_qcow2_boots_to_the_seeded_wiki(
     assert valid.returncode == 0, valid.stdout + valid.stderr
     assert f"<source file=\"{disk}\"/>" in xml.read_text()
 
+    # Boot a 4 GiB overlay of the 3 GiB disk: first boot must grow the root filesystem.
+    workdir = harness_dir / f"vm-{suite}-{firmware}"
+    workdir.mkdir(parents=True)
+    bigger = workdir / "disk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(disk), "-F", "qcow2",
+                    str(bigger), "4G"], check=True)
     console = artifacts_dir() / f"image-boot-{suite}-{firmware}.console.log"
     print(f"console log: {console}")
-    with boot_vm(disk, harness_dir / f"vm-{suite}-{firmware}", console, firmware) as vm:
+    with boot_vm(bigger, workdir, console, firmware) as vm:
         seconds = vm.wait_for_page("/", TITLE, BOOT_TIMEOUT)
         print(f"{firmware}: HTTP 200 with the seeded title {seconds:.0f} s after qemu started")
         if APPLIANCE_CONTROL_LOGIN is not None:  # issue 7 hook
@@ -251,7 +258,9 @@ def test_qcow2_boots_to_the_seeded_wiki(
         print(f"{firmware}: stopped by {how}")
     assert how == "powerdown"
     text = console.read_text("utf-8", "replace")
-    assert "vatools image first boot" in text or "Finished" in text or "login:" in text
+    grown = re.search(r"vatools image first boot: root filesystem (\d+) MiB", text)
+    assert grown, text[-2000:]
+    assert int(grown.group(1)) > 3500  # the 3 GiB disk's root, grown into the 4 GiB disk
 
 
 def test_oci_layout_validates_and_runs(
@@ -278,11 +287,13 @@ def test_oci_layout_validates_and_runs(
     ]
     port = free_port()
     name = f"vatools-image-test-{suite}"
-    subprocess.run([*podman, "pull", "-q", reference], capture_output=True, text=True, check=True)
+    pulled = subprocess.run([*podman, "pull", "-q", reference], capture_output=True, text=True)
+    assert pulled.returncode == 0, pulled.stderr
+    image_id = pulled.stdout.strip().splitlines()[-1]
     started = subprocess.run(
         [*podman, "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp", "--tmpfs", "/run",
          "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
-         "-p", f"{LOOPBACK}:{port}:80", f"localhost/{APPLIANCE}:{manifest['version']}"],
+         "-p", f"{LOOPBACK}:{port}:80", image_id],
         capture_output=True, text=True,
     )
     try:
@@ -299,6 +310,11 @@ def test_oci_layout_validates_and_runs(
         else:
             logs = subprocess.run([*podman, "logs", name], capture_output=True, text=True)
             pytest.fail(f"the container did not answer 200 with {TITLE!r}: {body[:300]}\n{logs.stdout}{logs.stderr}")
+        stopped = subprocess.run([*podman, "stop", "-t", "20", name], capture_output=True, text=True)
+        assert stopped.returncode == 0, stopped.stderr
+        state = subprocess.run([*podman, "inspect", "--format", "{{.State.ExitCode}}", name],
+                               capture_output=True, text=True)
+        assert state.stdout.strip() == "0"  # the entrypoint stopped the services on SIGTERM
     finally:
         subprocess.run([*podman, "stop", "-t", "10", name], capture_output=True)
         subprocess.run([*podman, "rm", "-f", "-v", name], capture_output=True)

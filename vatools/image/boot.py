@@ -41,7 +41,9 @@ if [ -e "/sys/class/block/$part/partition" ]; then
     resize2fs "$root" || true
 fi
 if command -v ssh-keygen >/dev/null; then ssh-keygen -A; fi
+mkdir -p /var/lib/vatools
 touch /var/lib/vatools/firstboot.done
+echo "vatools image first boot: root filesystem $(df -m --output=size / | tail -1 | tr -d ' ') MiB"
 """
 
 FIRSTBOOT_UNIT = """[Unit]
@@ -54,6 +56,7 @@ Before=ssh.service
 Type=oneshot
 ExecStart=/usr/lib/vatools/image-firstboot
 RemainAfterExit=yes
+StandardOutput=journal+console
 
 [Install]
 WantedBy=multi-user.target

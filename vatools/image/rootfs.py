@@ -110,10 +110,14 @@ class BuildTree:
         if self.plan.seed is not None:
             self._write(SEED_INSIDE, self.plan.seed.read_bytes(), 0o600)
             argv += ["--seed", SEED_INSIDE]
+        shown = list(argv)
         for question, value in self.plan.overrides:
             argv += ["--set", f"{question}={value}"]
+            shown += ["--set", f"{question}=..."]  # a value may be a password: never logged
         argv.append(self.plan.name)
-        done = run(argv, target=self.target, env=self.env(), hint="the tree is removed; nothing is kept")
+        shown.append(self.plan.name)
+        done = run(argv, target=self.target, env=self.env(), shown=shown,
+                   hint="the tree is removed; nothing is kept")
         self._apt_cache_out()
         return done.stdout
 
