@@ -28,7 +28,8 @@ DHCP=yes
 """
 
 FIRSTBOOT_SCRIPT = """#!/bin/sh
-# vatools image first boot: grow the root filesystem to the disk, make this machine's keys.
+# vatools image first boot: grow the root filesystem to the disk, make this machine's keys
+# (SSH host keys, ssl-cert's snakeoil pair).
 set -u
 root=$(findmnt -n -o SOURCE /)
 part=$(basename "$(readlink -f "$root")")
@@ -41,6 +42,7 @@ if [ -e "/sys/class/block/$part/partition" ]; then
     resize2fs "$root" || true
 fi
 if command -v ssh-keygen >/dev/null; then ssh-keygen -A; fi
+if command -v make-ssl-cert >/dev/null; then make-ssl-cert generate-default-snakeoil; fi
 mkdir -p /var/lib/vatools
 touch /var/lib/vatools/firstboot.done
 echo "vatools image first boot: root filesystem $(df -m --output=size / | tail -1 | tr -d ' ') MiB"

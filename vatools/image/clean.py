@@ -21,6 +21,10 @@ REMOVE = (
     "var/lib/dpkg/*-old",
     "var/cache/ldconfig/aux-cache",
     "var/cache/man/*",
+    "var/cache/fontconfig/*",
+    # ssl-cert's self-signed pair: a private key must never be shared by every copy
+    "etc/ssl/certs/ssl-cert-snakeoil.pem",
+    "etc/ssl/private/ssl-cert-snakeoil.key",
     "var/lib/systemd/random-seed",
     "var/lib/systemd/credential.secret",
     "var/lib/dbus/machine-id",
