@@ -76,6 +76,14 @@ class Vm:
             f" console:\n{self.console_tail()}"
         )
 
+    def wait_for_console(self, text: str, timeout: float) -> None:
+        """Return once `text` is in the console log; TimeoutError with its tail otherwise."""
+        deadline = time.monotonic() + timeout
+        while text not in self.console.read_text("utf-8", "replace"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{text!r} not on the console after {timeout:.0f} s:\n{self.console_tail()}")
+            time.sleep(1)
+
     def console_tail(self, lines: int = 40) -> str:
         try:
             text = self.console.read_text("utf-8", "replace")

@@ -41,11 +41,13 @@ if [ -e "/sys/class/block/$part/partition" ]; then
     partx -u "$disk" || true
     resize2fs "$root" || true
 fi
+echo "vatools image first boot: root filesystem $(df -m --output=size / | tail -1 | tr -d ' ') MiB"
+export DEBIAN_FRONTEND=noninteractive
 if command -v ssh-keygen >/dev/null; then ssh-keygen -A; fi
 if command -v make-ssl-cert >/dev/null; then make-ssl-cert generate-default-snakeoil; fi
 mkdir -p /var/lib/vatools
 touch /var/lib/vatools/firstboot.done
-echo "vatools image first boot: root filesystem $(df -m --output=size / | tail -1 | tr -d ' ') MiB"
+echo "vatools image first boot: done"
 """
 
 FIRSTBOOT_UNIT = """[Unit]
