@@ -148,6 +148,18 @@ def test_bad_input_is_refused_before_any_work(
     assert (existing / "keep").read_text() == "mine"
 
 
+def test_a_failed_build_leaves_nothing(repo: Repo, repo_server: str, tmp_path: Path) -> None:
+    """Work began (mmdebstrap ran) and failed: the staging directory is gone, no output."""
+    dead_mirror = f"http://{LOOPBACK}:{free_port()}/debian"
+    done = image_build(
+        APPLIANCE, "--suite", "bookworm", "--output", str(tmp_path / "out"), "--mirror", dead_mirror,
+        *_repo_args(repo, repo_server, tmp_path / "cache"),
+    )
+    assert done.returncode == 3, done.stderr
+    assert "[1/" in done.stderr and "mmdebstrap exited with status" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # the deb cache it was given
+
+
 @pytest.mark.suite("bookworm")
 def test_tar_is_reproducible_and_clean(
     images: Callable[[str], Built], suite: str, harness_dir: Path, repo: Repo, repo_server: str,

@@ -93,3 +93,12 @@ def test_tar_clamps_times_and_keeps_runtime_dirs_empty(tmp_path: Path) -> None:
 def test_container_volumes_hold_the_appliance_state() -> None:
     fields = {"Vatools-Backup-Config": "/etc/dokuwiki", "Vatools-Backup-Data": "/var/lib/dokuwiki"}
     assert _volumes(fields) == ["/etc/dokuwiki", "/var/cache", "/var/lib", "/var/log"]
+
+
+def test_a_tree_bigger_than_the_disk_is_refused_before_writing(tmp_path: Path) -> None:
+    from vatools.errors import VatoolsError
+
+    (tmp_path / "big").write_bytes(bytes(8 << 20))
+    disk.check_fits(tmp_path, 1 << 30)
+    with pytest.raises(VatoolsError, match="too small: the tree needs about"):
+        disk.check_fits(tmp_path, disk.ROOT_START * disk.SECTOR + (4 << 20))
