@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from vatools.cli import common
 
@@ -83,11 +84,17 @@ def register(subparsers: Any) -> None:
     build.set_defaults(func=build_handler)
 
 
+def _interrupt(signum: int, frame: object) -> NoReturn:
+    # SIGTERM takes the way out of Ctrl-C: the staging directory is removed.
+    raise KeyboardInterrupt
+
+
 def build_handler(args: argparse.Namespace) -> int:
     from vatools.image.build import build
     from vatools.image.plan import make_plan
 
     common.require_root("vatools image build")
+    signal.signal(signal.SIGTERM, _interrupt)
     plan = make_plan(
         args.name,
         suite=args.suite,

@@ -18,7 +18,7 @@ from typing import TextIO
 from vatools.dpkgstatus import read_status
 from vatools.errors import VatoolsError
 from vatools.image import boot, clean, disk, libvirt, manifest, oci, rootfs
-from vatools.image.plan import ImagePlan
+from vatools.image.plan import ImagePlan, staging_dir
 from vatools.image.tarball import write_tar
 from vatools.run import run
 from vatools.target import Target
@@ -92,12 +92,12 @@ def appliance_fields(tree: Path, name: str) -> dict[str, str]:
 
 def build(plan: ImagePlan, stream: TextIO = sys.stderr) -> Result:
     say = Stages(6 + len(plan.formats), stream)
-    staging = plan.output.parent / f".{plan.output.name}.partial"
-    remove_staging(staging)  # leftovers of a killed build of the same output
+    staging = staging_dir(plan.output)  # checked absent by the plan
     tree, out = staging / "tree", staging / "out"
     started = time.monotonic()
+    staging.mkdir()  # outside the try: if another build made it meanwhile, it is not ours
     try:
-        out.mkdir(parents=True)
+        out.mkdir()
         say(f"mmdebstrap {plan.suite}: minimal Debian with kernel and systemd")
         rootfs.mmdebstrap(plan, tree)
         building = rootfs.BuildTree(plan, tree)

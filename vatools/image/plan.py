@@ -136,7 +136,18 @@ def check_output(output: Path) -> Path:
         )
     if not output.parent.is_dir():
         raise UsageError(f"{output.parent} is not a directory", hint="create it first")
+    staging = staging_dir(output)
+    if staging.exists():
+        raise UsageError(
+            f"{staging} exists: another build of {output.name} runs, or one was killed",
+            hint=f"wait for it, or remove {staging} (umount anything mounted below it first)",
+        )
     return output
+
+
+def staging_dir(output: Path) -> Path:
+    """Where a build happens: beside the output, renamed to it only when complete."""
+    return output.parent / f".{output.name}.partial"
 
 
 def check_overrides(texts: list[str]) -> tuple[tuple[str, str], ...]:
@@ -232,6 +243,11 @@ def make_plan(
         keyring = keyring or key_path
     else:
         url = repository_url.rstrip("/") + f"/{suite}/"
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(
+            f"repository {url}: apt inside the image tree reaches it only over http(s)",
+            hint="serve the repository over HTTP (a loopback server is fine) and give --repository URL",
+        )
     if keyring is None:
         raise UsageError(
             "--repository needs --keyring FILE", hint=f"the repository's public key ({KEYRING_NAME})"
