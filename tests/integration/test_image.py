@@ -125,6 +125,7 @@ def test_bad_input_is_refused_before_any_work(
     existing = tmp_path / "exists"
     existing.mkdir()
     (existing / "keep").write_text("mine")
+    (tmp_path / ".killed.partial").mkdir()  # what a killed build leaves
     base = ["--output", str(tmp_path / "new"), *_repo_args(repo, repo_server, tmp_path / "cache")]
     cases = [
         (["no-such-appliance", "--suite", "bookworm", *base], "unknown appliance 'no-such-appliance'"),
@@ -135,6 +136,17 @@ def test_bad_input_is_refused_before_any_work(
             [APPLIANCE, "--suite", "bookworm", *_repo_args(repo, repo_server, tmp_path / "cache"),
              "--output", str(existing)],
             f"output directory {existing} exists",
+        ),
+        (
+            [APPLIANCE, "--suite", "bookworm", *_repo_args(repo, repo_server, tmp_path / "cache"),
+             "--output", str(tmp_path / "killed")],
+            "another build of killed runs, or one was killed",
+        ),
+        (
+            [APPLIANCE, "--suite", "bookworm", "--output", str(tmp_path / "new"),
+             "--repository", f"file:{repo.directory}",
+             "--keyring", str(repo.directory / "vatools-archive-keyring.gpg")],
+            "apt inside the image tree reaches it only over http(s)",
         ),
     ]
     before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
