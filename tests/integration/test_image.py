@@ -35,8 +35,9 @@ EPOCH = "1700000000"
 PASSWORD = "image-test-password"
 FORMATS = {"bookworm": "tar,qcow2,oci", "trixie": "tar,qcow2,oci"}
 BOOT_TIMEOUT = 300  # TCG on a loaded 2-core host; measured 21-60 s when idle
-# issue 7: when the image holds appliance-control, the boot test also checks its login page.
-APPLIANCE_CONTROL_LOGIN = None  # e.g. ("/control/login", "Log in"): fill in when it ships
+# HOOK for issue 7: when the image holds appliance-control (it is then in the manifest), the
+# boot test also waits for its login page: set (path, text on the page) when it ships.
+APPLIANCE_CONTROL_LOGIN: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,9 @@ def _check_disk_and_boot(built: Built, firmware: str, harness_dir: Path) -> None
     with boot_vm(bigger, workdir, console, firmware) as vm:
         seconds = vm.wait_for_page("/", TITLE, BOOT_TIMEOUT)
         print(f"{suite} {firmware}: HTTP 200 with the seeded title {seconds:.0f} s after qemu started")
-        if APPLIANCE_CONTROL_LOGIN is not None:  # issue 7 hook
+        if "appliance-control" in {p["name"] for p in built.manifest["packages"]}:  # issue 7 hook
+            assert APPLIANCE_CONTROL_LOGIN is not None, "appliance-control is in the image:" \
+                " set APPLIANCE_CONTROL_LOGIN to its login page's path and text"
             path, text = APPLIANCE_CONTROL_LOGIN
             vm.wait_for_page(path, text, 60)
         vm.wait_for_console("vatools image first boot: done", 120)
