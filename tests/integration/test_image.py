@@ -26,6 +26,7 @@ import pytest
 from tests.support.net import LOOPBACK, free_port, http_fetch
 from tests.support.qemu import boot_vm
 from tests.support.repo import TOP, Repo
+from tests.support.timing import TIMINGS
 
 pytestmark = [pytest.mark.integration, pytest.mark.image]
 
@@ -94,11 +95,12 @@ def images(
                 ["--set", f"dokuwiki/wiki/password={PASSWORD}", "--set", f"dokuwiki/wiki/confirm={PASSWORD}"]
                 if suite == "bookworm" else []
             )
-            done = image_build(
-                APPLIANCE, "--suite", suite, "--format", FORMATS[suite], "--output", str(output),
-                "--size", "3G", "--set", f"dokuwiki/wiki/title={TITLE}", *passwords, "--json",
-                *_repo_args(repo, repo_server, image_cache),
-            )
+            with TIMINGS.measure(f"vatools image build {suite} --format {FORMATS[suite]}"):
+                done = image_build(
+                    APPLIANCE, "--suite", suite, "--format", FORMATS[suite], "--output", str(output),
+                    "--size", "3G", "--set", f"dokuwiki/wiki/title={TITLE}", *passwords, "--json",
+                    *_repo_args(repo, repo_server, image_cache),
+                )
             assert done.returncode == 0, done.stderr[-4000:]
             built[suite] = Built(suite, output, json.loads(done.stdout))
         return built[suite]
@@ -285,6 +287,7 @@ def _check_disk_and_boot(built: Built, firmware: str, harness_dir: Path) -> None
     with boot_vm(bigger, workdir, console, firmware) as vm:
         seconds = vm.wait_for_page("/", TITLE, BOOT_TIMEOUT)
         print(f"{suite} {firmware}: HTTP 200 with the seeded title {seconds:.0f} s after qemu started")
+        TIMINGS.note(f"image boot to HTTP 200, {suite} {firmware} (console: {console})", seconds)
         if "appliance-control" in {p["name"] for p in built.manifest["packages"]}:  # issue 7 hook
             assert APPLIANCE_CONTROL_LOGIN is not None, "appliance-control is in the image:" \
                 " set APPLIANCE_CONTROL_LOGIN to its login page's path and text"
