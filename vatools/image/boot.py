@@ -93,12 +93,10 @@ def configure(target: Target, hostname: str) -> None:
     _write(target, "/usr/lib/vatools/image-firstboot", FIRSTBOOT_SCRIPT, 0o755)
     _write(target, "/etc/systemd/system/vatools-image-firstboot.service", FIRSTBOOT_UNIT)
     _enable(target, "vatools-image-firstboot.service")
-    # The serial console gets a login prompt too (the kernel's console=ttyS0 enables it).
-    _write(target, "/etc/default/vatools-image", f"KERNEL_OPTIONS=\"{KERNEL_OPTIONS}\"\n")
 
 
 def kernel_files(tree: Path) -> tuple[Path, Path]:
-    """The (newest) kernel and initrd of the tree, through Debian's /vmlinuz and /initrd.img links."""
+    """The (newest) kernel and initrd in the tree's /boot, for the ESP."""
     kernels = sorted((tree / "boot").glob("vmlinuz-*"))
     initrds = sorted((tree / "boot").glob("initrd.img-*"))
     if not kernels or not initrds:

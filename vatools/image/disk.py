@@ -14,7 +14,6 @@ console). The raw disk is converted to a zstd-compressed qcow2.
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 from dataclasses import dataclass
@@ -167,12 +166,6 @@ def write_esp(disk: Path, esp: Path) -> None:
 
 def qcow2(raw: Path, out: Path) -> None:
     run(["qemu-img", "convert", "-c", "-O", "qcow2", "-o", "compression_type=zstd", str(raw), str(out)])
-
-
-def partitions(disk: Path) -> list[dict[str, object]]:
-    """sfdisk's view of the disk, for checks and the manifest."""
-    table = json.loads(run(["sfdisk", "--json", str(disk)]).stdout)
-    return list(table["partitiontable"]["partitions"])
 
 
 def build_disk(tree: Path, work: Path, out: Path, size: int, title: str) -> None:
