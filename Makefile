@@ -18,6 +18,10 @@ TEST_PACKAGES := python3-apt python3-debian python3-pytest python3-hypothesis py
 # the end-to-end test, and wrk for its benchmark.
 CONTROL_PACKAGES := python3-flask gunicorn python3-augeas augeas-lenses \
 	chromium chromium-driver python3-selenium wrk
+# Appliance images (vatools image build and its tests): disks without loop devices, boot
+# tests under qemu (UEFI and BIOS), libvirt XML validation, OCI layouts run with podman.
+IMAGE_PACKAGES := fdisk e2fsprogs dosfstools mtools systemd-boot-efi grub-pc-bin qemu-utils \
+	qemu-system-x86 ovmf libvirt-clients libxml2-utils skopeo podman runc zstd
 # Source dirs built on this system; their Build-Depends are installed too.
 HOST_SOURCES := $(CURDIR) $(patsubst %/debian/control,%,$(wildcard $(CURDIR)/appliances/*/debian/control))
 APPLIANCE_SOURCES := $(patsubst %/debian/control,%,$(wildcard appliances/*/debian/control))
@@ -37,7 +41,7 @@ help:
 
 setup:
 	apt-get update
-	$(APT_INSTALL) $(BUILD_PACKAGES) $(TEST_PACKAGES) $(CONTROL_PACKAGES)
+	$(APT_INSTALL) $(BUILD_PACKAGES) $(TEST_PACKAGES) $(CONTROL_PACKAGES) $(IMAGE_PACKAGES)
 	apt-get build-dep -y --no-install-recommends -o DPkg::Lock::Timeout=300 $(HOST_SOURCES)
 
 test: setup
@@ -59,6 +63,7 @@ bench: setup
 	$(PYTHON) bench/run.py
 	$(PYTHON) bench/bench_backup.py
 	$(PYTHON) bench/bench_control.py
+	$(PYTHON) bench/bench_image.py
 
 # ruff and mypy are used only as Debian packages them (bookworm has mypy but no ruff).
 lint: deb appliances

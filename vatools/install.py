@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -437,6 +438,12 @@ def _write_record(target: Target, plan: Plan) -> None:
         "version": plan.appliance.version,
         "seed": {"source": plan.seed.source, "where": plan.seed.where, "sha256": plan.seed.sha256},
         "replaced": plan.replaces,
-        "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "installed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", _record_time()),
     }
     path.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _record_time() -> time.struct_time:
+    """Now, or SOURCE_DATE_EPOCH when set (image builds: the same inputs give the same files)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    return time.gmtime(int(epoch)) if epoch.isdigit() else time.gmtime()

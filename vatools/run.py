@@ -37,6 +37,14 @@ TOOL_PACKAGES = {
     "gpg": "gnupg",
     "lintian": "lintian",
     "mmdebstrap": "mmdebstrap",
+    "grub-mkimage": "grub-pc-bin",
+    "mcopy": "mtools",
+    "mke2fs": "e2fsprogs",
+    "mkfs.fat": "dosfstools",
+    "mmd": "mtools",
+    "qemu-img": "qemu-utils",
+    "sfdisk": "fdisk",
+    "zstd": "zstd",
 }
 
 
@@ -68,11 +76,15 @@ def run(
     cwd: Path | None = None,
     check: bool = True,
     hint: str | None = None,
+    shown: Sequence[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command to completion and capture its output (stdout and stderr merged)."""
+    """Run a command to completion and capture its output (stdout and stderr merged).
+
+    `shown` is what --debug logs instead of argv, when an argument may be a secret.
+    """
     full = target.argv(argv)
     require_tool(full[0])
-    log.debug("run: %s", " ".join(full))
+    log.debug("run: %s", " ".join(target.argv(shown) if shown is not None else full))
     data = input.encode() if isinstance(input, str) else input
     proc = subprocess.run(
         full,

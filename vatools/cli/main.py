@@ -12,10 +12,10 @@ from vatools.cli import common
 
 DESCRIPTION = """\
 Tools around appliances: check seed files, build signed repositories, scaffold new
-appliances, back up and restore. See vatools(1)."""
+appliances, back up and restore, build images. See vatools(1)."""
 
 # Command groups living in their own modules; each has register(subparsers).
-GROUP_MODULES = ("vatools.cli.repo", "vatools.cli.backup", "vatools.cli.new")
+GROUP_MODULES = ("vatools.cli.repo", "vatools.cli.backup", "vatools.cli.new", "vatools.cli.image")
 
 
 def build_parser() -> argparse.ArgumentParser:

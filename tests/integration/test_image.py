@@ -1,0 +1,364 @@
+"""`vatools image build`: real mmdebstrap trees, our signed repository, qemu, podman.
+
+Budget (~10 min on 2 cores): one image tree per suite and session, every format written
+from it in one build, plus a second tar-only bookworm build for the reproducibility check.
+Both suites boot with UEFI; the BIOS path boots on bookworm. The bookworm builds give the
+passwords with --set (generated ones differ per build); the trixie build leaves them to
+vainstall, to check the secrets file. Console logs of the boot tests are kept in
+build/test-artifacts/ (or $VATOOLS_TEST_ARTIFACTS). Select these tests with `-m image`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from tests.support.net import LOOPBACK, free_port, http_fetch
+from tests.support.qemu import boot_vm
+from tests.support.repo import TOP, Repo
+from tests.support.timing import TIMINGS
+
+pytestmark = [pytest.mark.integration, pytest.mark.image]
+
+APPLIANCE = "dokuwiki-appliance"
+TITLE = "Image Test Wiki"
+EPOCH = "1700000000"
+PASSWORD = "image-test-password"
+FORMATS = {"bookworm": "tar,qcow2,oci", "trixie": "tar,qcow2,oci"}
+BOOT_TIMEOUT = 300  # a bound, not a target: TCG measured 28-46 s here on a shared host
+# HOOK for issue 7: when the image holds appliance-control (it is then in the manifest), the
+# boot test also waits for its login page: set (path, text on the page) when it ships.
+APPLIANCE_CONTROL_LOGIN: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Built:
+    suite: str
+    output: Path
+    result: dict
+
+    def path(self, name: str) -> Path:
+        return self.output / name
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads(self.path("manifest.json").read_text())
+
+
+def image_build(*args: str, cwd: Path = TOP) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH, "PYTHONPATH": str(TOP)}
+    return subprocess.run(
+        ["/usr/bin/python3", "-m", "vatools.cli.main", "image", "build", *args],
+        capture_output=True, text=True, env=env, cwd=cwd, timeout=1800,
+    )
+
+
+def artifacts_dir() -> Path:
+    directory = Path(os.environ.get("VATOOLS_TEST_ARTIFACTS", TOP / "build" / "test-artifacts"))
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def image_cache(harness_dir: Path) -> Path:
+    """Downloaded debs shared by the session's builds (and across runs with VATOOLS_TEST_CACHE)."""
+    shared = os.environ.get("VATOOLS_TEST_CACHE")
+    return Path(shared) / "image-debs" if shared else harness_dir / "image-debs"
+
+
+def _repo_args(repo: Repo, repo_server: str, cache: Path) -> list[str]:
+    keyring = repo.directory / "vatools-archive-keyring.gpg"
+    return ["--repository", repo_server, "--keyring", str(keyring), "--cache", str(cache)]
+
+
+@pytest.fixture(scope="session")
+def images(
+    harness_dir: Path, repo: Repo, repo_server: str, image_cache: Path
+) -> Iterator[Callable[[str], Built]]:
+    built: dict[str, Built] = {}
+
+    def get(suite: str) -> Built:
+        if suite not in built:
+            output = harness_dir / "images" / suite
+            output.parent.mkdir(parents=True, exist_ok=True)
+            passwords = (
+                ["--set", f"dokuwiki/wiki/password={PASSWORD}", "--set", f"dokuwiki/wiki/confirm={PASSWORD}"]
+                if suite == "bookworm" else []
+            )
+            with TIMINGS.measure(f"vatools image build {suite} --format {FORMATS[suite]}"):
+                done = image_build(
+                    APPLIANCE, "--suite", suite, "--format", FORMATS[suite], "--output", str(output),
+                    "--size", "3G", "--set", f"dokuwiki/wiki/title={TITLE}", *passwords, "--json",
+                    *_repo_args(repo, repo_server, image_cache),
+                )
+            assert done.returncode == 0, done.stderr[-4000:]
+            built[suite] = Built(suite, output, json.loads(done.stdout))
+        return built[suite]
+
+    yield get
+
+
+def _members(tar_zst: Path) -> dict[str, tarfile.TarInfo]:
+    data = subprocess.run(["zstd", "-dc", str(tar_zst)], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return {m.name: m for m in tar.getmembers()}
+
+
+def _read_member(tar_zst: Path, name: str) -> bytes:
+    data = subprocess.run(["zstd", "-dc", str(tar_zst)], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        handle = tar.extractfile(name)
+        assert handle is not None
+        return handle.read()
+
+
+def test_bad_input_is_refused_before_any_work(
+    repo: Repo, repo_server: str, tmp_path: Path
+) -> None:
+    existing = tmp_path / "exists"
+    existing.mkdir()
+    (existing / "keep").write_text("mine")
+    (tmp_path / ".killed.partial").mkdir()  # what a killed build leaves
+    base = ["--output", str(tmp_path / "new"), *_repo_args(repo, repo_server, tmp_path / "cache")]
+    cases = [
+        (["no-such-appliance", "--suite", "bookworm", *base], "unknown appliance 'no-such-appliance'"),
+        ([APPLIANCE, "--suite", "sid", *base], "--suite 'sid': unknown suite"),
+        ([APPLIANCE, "--suite", "bookworm", "--size", "100M", *base], "--size 100 MiB is too small"),
+        ([APPLIANCE, "--suite", "bookworm", "--format", "iso", *base], "--format 'iso': unknown format"),
+        (
+            [APPLIANCE, "--suite", "bookworm", *_repo_args(repo, repo_server, tmp_path / "cache"),
+             "--output", str(existing)],
+            f"output directory {existing} exists",
+        ),
+        (
+            [APPLIANCE, "--suite", "bookworm", *_repo_args(repo, repo_server, tmp_path / "cache"),
+             "--output", str(tmp_path / "killed")],
+            "another build of killed runs, or one was killed",
+        ),
+        (
+            [APPLIANCE, "--suite", "bookworm", "--output", str(tmp_path / "new"),
+             "--repository", f"file:{repo.directory}",
+             "--keyring", str(repo.directory / "vatools-archive-keyring.gpg")],
+            "apt inside the image tree reaches it only over http(s)",
+        ),
+    ]
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    for args, message in cases:
+        done = image_build(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert message in done.stderr, done.stderr
+        assert "hint:" in done.stderr
+        assert "[1/" not in done.stderr  # no stage started
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+    assert (existing / "keep").read_text() == "mine"
+
+
+def test_a_failed_build_leaves_nothing(repo: Repo, repo_server: str, tmp_path: Path) -> None:
+    """Work began (mmdebstrap ran) and failed: the staging directory is gone, no output."""
+    dead_mirror = f"http://{LOOPBACK}:{free_port()}/debian"
+    done = image_build(
+        APPLIANCE, "--suite", "bookworm", "--output", str(tmp_path / "out"), "--mirror", dead_mirror,
+        *_repo_args(repo, repo_server, tmp_path / "cache"),
+    )
+    assert done.returncode == 3, done.stderr
+    assert "[1/" in done.stderr and "mmdebstrap exited with status" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache"]  # the deb cache it was given
+
+
+@pytest.mark.suite("bookworm")
+def test_tar_is_reproducible_and_clean(
+    images: Callable[[str], Built], suite: str, harness_dir: Path, repo: Repo, repo_server: str,
+    image_cache: Path,
+) -> None:
+    first = images(suite)
+    second_dir = harness_dir / "images" / f"{suite}-again"
+    done = image_build(
+        APPLIANCE, "--suite", suite, "--format", "tar", "--output", str(second_dir),
+        "--set", f"dokuwiki/wiki/title={TITLE}",
+        "--set", f"dokuwiki/wiki/password={PASSWORD}", "--set", f"dokuwiki/wiki/confirm={PASSWORD}",
+        *_repo_args(repo, repo_server, image_cache),
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    tarball = f"{APPLIANCE}.tar.zst"
+    one, two = first.path(tarball).read_bytes(), (second_dir / tarball).read_bytes()
+    assert hashlib.sha256(one).hexdigest() == hashlib.sha256(two).hexdigest()
+    _check_tree_is_clean(first.path(tarball))
+
+
+def _check_tree_is_clean(tarball: Path) -> None:
+    members = _members(tarball)
+    assert "./usr/share/dokuwiki/doku.php" in members or "./usr/share/dokuwiki/doku.php" in {
+        m.replace("//", "/") for m in members
+    }
+    assert members["./etc/machine-id"].size == 0
+    assert not [m for m in members if m.startswith("./var/lib/apt/lists/") and members[m].isreg()]
+    assert not [m for m in members if m.startswith("./var/cache/apt/archives/") and m.endswith(".deb")]
+    assert not [m for m in members if m.startswith("./etc/ssh/ssh_host_")]
+    assert "./var/lib/systemd/random-seed" not in members
+    assert "./usr/sbin/policy-rc.d" not in members
+    assert not [m for m in members if m.endswith("-old")]
+    logs = [m for m in members.values() if m.name.startswith("./var/log/") and m.isreg()]
+    assert all(m.size == 0 for m in logs)
+    assert all(m.uname == "" and m.gname == "" for m in members.values())
+    assert max(m.mtime for m in members.values()) <= int(EPOCH)
+
+
+@pytest.mark.suite("trixie")
+def test_generated_passwords_go_to_the_output_not_the_image(
+    images: Callable[[str], Built], suite: str
+) -> None:
+    built = images(suite)
+    secrets = built.path(f"{APPLIANCE}.secrets")
+    assert secrets.stat().st_mode & 0o777 == 0o600
+    values = dict(
+        line.split("=", 1) for line in secrets.read_text().splitlines() if line and not line.startswith("#")
+    )
+    password = values["dokuwiki/wiki/password"]
+    tarball = built.path(f"{APPLIANCE}.tar.zst")
+    members = _members(tarball)
+    assert f"./var/lib/vatools/secrets/{APPLIANCE}" not in members
+    for name in ("./var/cache/debconf/passwords.dat", "./var/cache/debconf/config.dat"):
+        assert password.encode() not in _read_member(tarball, name)
+    _check_tree_is_clean(tarball)
+
+
+def test_manifest_describes_the_outputs(
+    images: Callable[[str], Built], suite: str, repo: Repo
+) -> None:
+    built = images(suite)
+    manifest = built.manifest
+    assert manifest["appliance"] == APPLIANCE and manifest["suite"] == suite
+    assert manifest["version"] == repo.packages(suite)[APPLIANCE]
+    assert manifest["source_date_epoch"] == int(EPOCH)
+    versions = {p["name"]: p["version"] for p in manifest["packages"]}
+    assert versions[APPLIANCE] == manifest["version"]
+    assert "dokuwiki" in versions and "vatools" in versions and "linux-image-amd64" in versions
+    for entry in manifest["files"]:
+        data = built.path(entry["name"]).read_bytes()
+        assert len(data) == entry["size"]
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+    assert set(manifest["formats"]) == set(FORMATS[suite].split(","))
+
+
+def test_qcow2_boots_with_uefi_to_the_seeded_wiki(
+    images: Callable[[str], Built], suite: str, harness_dir: Path
+) -> None:
+    _check_disk_and_boot(images(suite), "uefi", harness_dir)
+
+
+@pytest.mark.suite("bookworm")
+def test_qcow2_boots_with_bios_to_the_seeded_wiki(
+    images: Callable[[str], Built], suite: str, harness_dir: Path
+) -> None:
+    _check_disk_and_boot(images(suite), "bios", harness_dir)
+
+
+def _check_disk_and_boot(built: Built, firmware: str, harness_dir: Path) -> None:
+    suite = built.suite
+    disk = built.path(f"{APPLIANCE}.qcow2")
+    info = json.loads(
+        subprocess.run(["qemu-img", "info", "--output=json", str(disk)], capture_output=True,
+                       text=True, check=True).stdout
+    )
+    assert info["format"] == "qcow2" and info["virtual-size"] == 3 << 30
+    xml = built.path(f"{APPLIANCE}.xml")
+    valid = subprocess.run(["virt-xml-validate", str(xml), "domain"], capture_output=True, text=True)
+    assert valid.returncode == 0, valid.stdout + valid.stderr
+    assert f"<source file=\"{disk}\"/>" in xml.read_text()
+
+    # Boot a 4 GiB overlay of the 3 GiB disk: first boot must grow the root filesystem.
+    workdir = harness_dir / f"vm-{suite}-{firmware}"
+    workdir.mkdir(parents=True)
+    bigger = workdir / "disk.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(disk), "-F", "qcow2",
+                    str(bigger), "4G"], check=True)
+    console = artifacts_dir() / f"image-boot-{suite}-{firmware}.console.log"
+    print(f"console log: {console}")
+    with boot_vm(bigger, workdir, console, firmware) as vm:
+        seconds = vm.wait_for_page("/", TITLE, BOOT_TIMEOUT)
+        print(f"{suite} {firmware}: HTTP 200 with the seeded title {seconds:.0f} s after qemu started")
+        TIMINGS.note(f"image boot to HTTP 200, {suite} {firmware} (console: {console})", seconds)
+        if "appliance-control" in {p["name"] for p in built.manifest["packages"]}:  # issue 7 hook
+            assert APPLIANCE_CONTROL_LOGIN is not None, "appliance-control is in the image:" \
+                " set APPLIANCE_CONTROL_LOGIN to its login page's path and text"
+            path, text = APPLIANCE_CONTROL_LOGIN
+            vm.wait_for_page(path, text, 60)
+        vm.wait_for_console("vatools image first boot: done", 120)
+        how = vm.power_off()
+        print(f"{suite} {firmware}: stopped by {how}")
+    assert how == "powerdown"
+    text = console.read_text("utf-8", "replace")
+    grown = re.search(r"vatools image first boot: root filesystem (\d+) MiB", text)
+    assert grown, text[-2000:]
+    assert int(grown.group(1)) > 3500  # the 3 GiB disk's root, grown into the 4 GiB disk
+
+
+def test_oci_layout_validates_and_runs(
+    images: Callable[[str], Built], suite: str, harness_dir: Path
+) -> None:
+    built = images(suite)
+    manifest = built.manifest
+    layout = built.path(f"{APPLIANCE}.oci")
+    reference = f"oci:{layout}:{manifest['version']}"
+    inspected = subprocess.run(["skopeo", "inspect", "--config", reference], capture_output=True,
+                               text=True)
+    assert inspected.returncode == 0, inspected.stderr
+    config = json.loads(inspected.stdout)["config"]
+    assert config["Entrypoint"] == ["/usr/lib/vatools/container-entrypoint"]
+    assert any(e.startswith("PATH=/usr/local/sbin:") for e in config["Env"])
+    assert "80/tcp" in config["ExposedPorts"]
+    assert {"/var/lib", "/var/log", "/etc/dokuwiki"} <= set(config["Volumes"])
+
+    store = harness_dir / f"podman-{suite}"
+    runroot = Path(tempfile.mkdtemp(prefix="vapod-", dir="/tmp"))  # podman wants <= 50 chars
+    podman = [
+        "podman", "--root", str(store / "root"), "--runroot", str(runroot),
+        "--storage-driver", "vfs", "--runtime", "runc", "--cgroup-manager", "cgroupfs",
+        "--events-backend", "file",
+    ]
+    port = free_port()
+    name = f"vatools-image-test-{suite}"
+    pulled = subprocess.run([*podman, "pull", "-q", reference], capture_output=True, text=True)
+    assert pulled.returncode == 0, pulled.stderr
+    image_id = pulled.stdout.strip().splitlines()[-1]
+    started = subprocess.run(
+        [*podman, "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp", "--tmpfs", "/run",
+         "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
+         "-p", f"{LOOPBACK}:{port}:80", image_id],
+        capture_output=True, text=True,
+    )
+    try:
+        assert started.returncode == 0, started.stderr
+        body = ""
+        for _ in range(60):
+            try:
+                status, _url, body = http_fetch(f"http://{LOOPBACK}:{port}/", timeout=5)
+                if status == 200 and TITLE in body:
+                    break
+            except OSError:
+                pass
+            subprocess.run(["sleep", "1"])
+        else:
+            logs = subprocess.run([*podman, "logs", name], capture_output=True, text=True)
+            pytest.fail(f"the container did not answer 200 with {TITLE!r}: {body[:300]}\n{logs.stdout}{logs.stderr}")
+        stopped = subprocess.run([*podman, "stop", "-t", "20", name], capture_output=True, text=True)
+        assert stopped.returncode == 0, stopped.stderr
+        state = subprocess.run([*podman, "inspect", "--format", "{{.State.ExitCode}}", name],
+                               capture_output=True, text=True)
+        assert state.stdout.strip() == "0"  # the entrypoint stopped the services on SIGTERM
+    finally:
+        subprocess.run([*podman, "stop", "-t", "10", name], capture_output=True)
+        subprocess.run([*podman, "rm", "-f", "-v", name], capture_output=True)
+        subprocess.run([*podman, "rmi", "-a", "-f"], capture_output=True)
+        subprocess.run(["rm", "-rf", "--one-file-system", str(store), str(runroot)], check=True)

@@ -1,0 +1,104 @@
+"""What the tree needs to boot as a VM: root by label, DHCP, a serial console, first-boot work.
+
+The first-boot unit regenerates what `clean` removed and grows the root filesystem to the
+disk: the root partition is the last one, so `sfdisk` moves the GPT backup header to the
+disk's end and extends it, then resize2fs grows ext4 online.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vatools.target import Target
+
+ROOT_LABEL = "varoot"
+ESP_LABEL = "VAESP"
+KERNEL_OPTIONS = f"root=LABEL={ROOT_LABEL} ro console=tty0 console=ttyS0,115200 quiet"
+
+FSTAB = f"""# vatools image: the root filesystem by label (the disk's UUIDs are per build)
+LABEL={ROOT_LABEL} / ext4 errors=remount-ro 0 1
+"""
+
+NETWORK = """# vatools image: DHCP on every wired interface
+[Match]
+Name=en* eth*
+
+[Network]
+DHCP=yes
+"""
+
+FIRSTBOOT_SCRIPT = """#!/bin/sh
+# vatools image first boot: grow the root filesystem to the disk, make this machine's keys
+# (SSH host keys, ssl-cert's snakeoil pair).
+set -u
+root=$(findmnt -n -o SOURCE /)
+part=$(basename "$(readlink -f "$root")")
+if [ -e "/sys/class/block/$part/partition" ]; then
+    number=$(cat "/sys/class/block/$part/partition")
+    disk=/dev/$(basename "$(readlink -f "/sys/class/block/$part/..")")
+    sfdisk --relocate gpt-bak-std "$disk" || true
+    echo ', +' | sfdisk --no-reread --no-tell-kernel -N "$number" "$disk" || true
+    partx -u "$disk" || true
+    resize2fs "$root" || true
+fi
+echo "vatools image first boot: root filesystem $(df -m --output=size / | tail -1 | tr -d ' ') MiB"
+export DEBIAN_FRONTEND=noninteractive
+if command -v ssh-keygen >/dev/null; then ssh-keygen -A; fi
+if command -v make-ssl-cert >/dev/null; then make-ssl-cert generate-default-snakeoil; fi
+mkdir -p /var/lib/vatools
+touch /var/lib/vatools/firstboot.done
+echo "vatools image first boot: done"
+"""
+
+FIRSTBOOT_UNIT = """[Unit]
+Description=vatools image first boot (grow root filesystem, host keys)
+ConditionPathExists=!/var/lib/vatools/firstboot.done
+After=local-fs.target
+Before=ssh.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/lib/vatools/image-firstboot
+RemainAfterExit=yes
+StandardOutput=journal+console
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def _write(target: Target, inside: str, text: str, mode: int = 0o644) -> None:
+    path = target.path(inside)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def _enable(target: Target, unit: str, wanted_by: str = "multi-user.target") -> None:
+    # What `systemctl enable` does, without running systemctl against the tree.
+    link = target.path(f"/etc/systemd/system/{wanted_by}.wants/{unit}")
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink():
+        source = "/etc/systemd/system" if target.path(f"/etc/systemd/system/{unit}").exists() else "/lib/systemd/system"
+        link.symlink_to(f"{source}/{unit}")
+
+
+def configure(target: Target, hostname: str) -> None:
+    _write(target, "/etc/fstab", FSTAB)
+    _write(target, "/etc/hostname", hostname + "\n")
+    _write(target, "/etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{hostname}\n::1\tlocalhost ip6-localhost\n")
+    _write(target, "/etc/systemd/network/80-vatools-dhcp.network", NETWORK)
+    _enable(target, "systemd-networkd.service")
+    _enable(target, "systemd-resolved.service")
+    _write(target, "/usr/lib/vatools/image-firstboot", FIRSTBOOT_SCRIPT, 0o755)
+    _write(target, "/etc/systemd/system/vatools-image-firstboot.service", FIRSTBOOT_UNIT)
+    _enable(target, "vatools-image-firstboot.service")
+
+
+def kernel_files(tree: Path) -> tuple[Path, Path]:
+    """The (newest) kernel and initrd in the tree's /boot, for the ESP."""
+    kernels = sorted((tree / "boot").glob("vmlinuz-*"))
+    initrds = sorted((tree / "boot").glob("initrd.img-*"))
+    if not kernels or not initrds:
+        raise FileNotFoundError(f"no kernel or initrd in {tree}/boot")
+    return kernels[-1], initrds[-1]
