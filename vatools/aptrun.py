@@ -22,6 +22,13 @@ from vatools.run import Target, start
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "APT_LISTCHANGES_FRONTEND": "none"}
 
 
+def reproducible_env() -> dict[str, str]:
+    """SOURCE_DATE_EPOCH reaches the maintainer scripts (an image build asks for the same
+    files from the same inputs)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    return {"SOURCE_DATE_EPOCH": epoch} if epoch else {}
+
+
 def install(
     target: Target,
     packages: Sequence[str],
@@ -45,7 +52,8 @@ def install(
     ]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
-        proc = start(argv, target=target, env=APT_ENV, stdout=log, pass_fds=(write_fd,))
+        proc = start(argv, target=target, env=APT_ENV | reproducible_env(), stdout=log,
+                     pass_fds=(write_fd,))
         os.close(write_fd)
         errors = _follow_status(proc, read_fd, bar, stall_timeout, explain_stall)
     if proc.returncode != 0:

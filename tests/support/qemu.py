@@ -1,7 +1,7 @@
 """Boot a disk image under qemu (TCG: KVM guests hang on these hosts), headless, for tests.
 
-`boot_vm(...)` is a context manager: qemu runs with user networking that forwards a
-127.0.0.1 port to the guest's port 80, the serial console goes to a log file, QMP to a
+`boot_vm(...)` is a context manager: qemu runs with user networking that forwards
+127.0.0.1 ports to the guest's port 80 (the appliance) and 8080 (appliance-control), the serial console goes to a log file, QMP to a
 unix socket. On leaving, the guest is powered off through QMP (system_powerdown, bounded),
 then QMP quit, and qemu is always killed by its PID if it is still there.
 """
@@ -29,13 +29,18 @@ OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 @dataclass
 class Vm:
     process: subprocess.Popen[bytes]
-    port: int
+    port: int  # forwarded to the guest's port 80
+    control_port: int  # forwarded to the guest's port 8080 (appliance-control)
     console: Path
     qmp_path: Path
 
     @property
     def base_url(self) -> str:
         return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def control_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.control_port}"
 
     def qmp(self, command: str, timeout: float = 5) -> dict | None:
         """Send one QMP command; None when qemu is no longer listening."""
@@ -56,15 +61,17 @@ class Vm:
         except (OSError, ValueError):
             return None
 
-    def wait_for_page(self, path: str, text: str, timeout: float) -> float:
-        """Seconds until GET path answers 200 with `text` in it; TimeoutError with the console's tail."""
+    def wait_for_page(self, path: str, text: str, timeout: float, base_url: str = "") -> float:
+        """Seconds until GET path (of base_url, default the guest's port 80) answers 200 with
+        `text` in it; TimeoutError with the console's tail."""
+        base_url = base_url or self.base_url
         started = time.monotonic()
         last = "no answer"
         while time.monotonic() - started < timeout:
             if self.process.poll() is not None:
                 raise RuntimeError(f"qemu exited ({self.process.returncode}):\n{self.console_tail()}")
             try:
-                status, url, body = http_fetch(self.base_url + path, timeout=5)
+                status, url, body = http_fetch(base_url + path, timeout=5)
                 if status == 200 and text in body:
                     return time.monotonic() - started
                 last = f"{status} from {url}"
@@ -72,7 +79,7 @@ class Vm:
                 last = str(error)
             time.sleep(1)
         raise TimeoutError(
-            f"{self.base_url}{path}: no 200 with {text!r} in {timeout:.0f} s (last: {last});"
+            f"{base_url}{path}: no 200 with {text!r} in {timeout:.0f} s (last: {last});"
             f" console:\n{self.console_tail()}"
         )
 
@@ -120,7 +127,7 @@ def boot_vm(disk: Path, workdir: Path, console: Path, firmware: str = "uefi") ->
         raise RuntimeError("install qemu-system-x86 and ovmf (make setup)")
     workdir.mkdir(parents=True, exist_ok=True)
     console.parent.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port, control_port = free_port(), free_port()
     qmp_path = workdir / "qmp.sock"
     argv = [
         "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", "1024", "-smp", "2",
@@ -128,7 +135,8 @@ def boot_vm(disk: Path, workdir: Path, console: Path, firmware: str = "uefi") ->
         "-serial", f"file:{console}",
         "-qmp", f"unix:{qmp_path},server=on,wait=off",
         "-drive", f"file={disk},format=qcow2,if=virtio",
-        "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:{LOOPBACK}:{port}-:80",
+        "-nic", f"user,model=virtio-net-pci,hostfwd=tcp:{LOOPBACK}:{port}-:80"
+                f",hostfwd=tcp:{LOOPBACK}:{control_port}-:8080",
     ]
     if firmware == "uefi":
         vars_copy = workdir / "OVMF_VARS.fd"
@@ -141,7 +149,7 @@ def boot_vm(disk: Path, workdir: Path, console: Path, firmware: str = "uefi") ->
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    vm = Vm(process, port, console, qmp_path)
+    vm = Vm(process, port, control_port, console, qmp_path)
     try:
         yield vm
     finally:

@@ -34,11 +34,19 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def hash_password(password: str, n: int = SCRYPT_N) -> str:
-    salt = os.urandom(16)
+def hash_password(password: str, n: int = SCRYPT_N, salt: bytes | None = None) -> str:
+    salt = os.urandom(16) if salt is None else salt
     digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=SCRYPT_R, p=SCRYPT_P,
                             maxmem=2 * 128 * n * SCRYPT_R, dklen=32)
     return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+def reproducible_salt(password: str) -> bytes:
+    """The salt of a reproducible build (SOURCE_DATE_EPOCH set, e.g. an image): the same
+    password gives the same file. Every copy of such an image shares the hash anyway, as it
+    shares the password; change the password after deployment."""
+    return hmac.new(b"appliance-control reproducible salt", password.encode(),
+                    hashlib.sha256).digest()[:16]
 
 
 def verify_password(password: str, stored: str) -> bool:
@@ -165,7 +173,8 @@ def main() -> int:
     if not password:
         print("no password on stdin: nothing stored", file=sys.stderr)
         return 1
-    write_hash(Path(sys.argv[1]), hash_password(password))
+    salt = reproducible_salt(password) if os.environ.get("SOURCE_DATE_EPOCH") else None
+    write_hash(Path(sys.argv[1]), hash_password(password, salt=salt))
     return 0
 
 
