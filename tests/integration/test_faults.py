@@ -105,12 +105,19 @@ def test_second_vainstall_at_once_is_refused(server_root: Chroot) -> None:
         first.communicate(timeout=300)
 
 
+def _default_sigint() -> None:
+    """A test run started in the background has SIGINT ignored, and children inherit that:
+    vainstall must see the signal as an administrator's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_mid_install_is_rolled_back(server_root: Chroot, signum: int) -> None:
     before = snapshot(server_root)
     proc = subprocess.Popen(
         server_root.argv(["vainstall", "--yes", "--stall-timeout", "600", "probe-looping-appliance"]),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=_default_sigint,
     )
     _wait_for_line(proc, "==> Installing")
     time.sleep(3)  # dpkg is at work: the config script loops
