@@ -7,14 +7,13 @@ checking that nothing below it is mounted), so a failed build leaves nothing beh
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from vatools.build import remove_tree
 from vatools.dpkgstatus import read_status
 from vatools.errors import VatoolsError
 from vatools.image import boot, clean, disk, libvirt, manifest, oci, rootfs
@@ -59,28 +58,6 @@ class Stages:
     def finish(self) -> None:
         self.stream.write(f"  ({time.monotonic() - self._step_started:.0f} s)\n")
         self.stream.flush()
-
-
-def _mounted_below(path: Path) -> list[str]:
-    top = os.path.realpath(path)
-    points = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = line.split(" ")[4].replace("\\040", " ")
-        if point == top or point.startswith(top + "/"):
-            points.append(point)
-    return points
-
-
-def remove_staging(staging: Path) -> None:
-    if not staging.exists():
-        return
-    left = _mounted_below(staging)
-    if left:
-        raise VatoolsError(
-            f"not removing {staging}: still mounted below it: {', '.join(left)}",
-            hint=f"umount them, then rm -rf {staging}",
-        )
-    run(["rm", "-rf", "--one-file-system", str(staging)])
 
 
 def appliance_fields(tree: Path, name: str) -> dict[str, str]:
@@ -149,9 +126,9 @@ def build(plan: ImagePlan, stream: TextIO = sys.stderr) -> Result:
         out.rename(plan.output)
     except BaseException:
         stream.write("  failed\n")
-        remove_staging(staging)
+        remove_tree(staging)
         raise
-    remove_staging(staging)
+    remove_tree(staging)
     secrets_final = plan.output / secrets.name if secrets else None
     return Result(plan.output, files, secrets_final, plan.output / path.name, time.monotonic() - started)
 
