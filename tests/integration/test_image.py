@@ -320,7 +320,7 @@ def test_oci_layout_validates_and_runs(
     assert config["Entrypoint"] == ["/usr/lib/vatools/container-entrypoint"]
     assert any(e.startswith("PATH=/usr/local/sbin:") for e in config["Env"])
     assert "80/tcp" in config["ExposedPorts"]
-    assert {"/var/lib", "/var/log", "/etc/dokuwiki"} <= set(config["Volumes"])
+    assert {"/var/lib", "/var/log", "/etc/dokuwiki", "/state"} <= set(config["Volumes"])
 
     store = harness_dir / f"podman-{suite}"
     runroot = Path(tempfile.mkdtemp(prefix="vapod-", dir="/tmp"))  # podman wants <= 50 chars
@@ -354,6 +354,13 @@ def test_oci_layout_validates_and_runs(
         else:
             logs = subprocess.run([*podman, "logs", name], capture_output=True, text=True)
             pytest.fail(f"the container did not answer 200 with {TITLE!r}: {body[:300]}\n{logs.stdout}{logs.stderr}")
+        # resolv.conf and hosts: links into the /state volume, filled by the runtime
+        shown = subprocess.run(
+            [*podman, "exec", name, "sh", "-c",
+             "readlink /etc/resolv.conf /etc/hosts; grep -c localhost /state/hosts; test -f /state/resolv.conf"],
+            capture_output=True, text=True)
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        assert shown.stdout.split()[:2] == ["/state/resolv.conf", "/state/hosts"], shown.stdout
         stopped = subprocess.run([*podman, "stop", "-t", "20", name], capture_output=True, text=True)
         assert stopped.returncode == 0, stopped.stderr
         state = subprocess.run([*podman, "inspect", "--format", "{{.State.ExitCode}}", name],

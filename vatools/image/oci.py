@@ -2,8 +2,10 @@
 
 Container conventions followed: the root filesystem can be mounted read-only; everything
 the appliance writes lives in the declared volumes (its data and config directories, its
-logs and caches, /var/lib); /run and /tmp are expected as tmpfs; /etc/resolv.conf,
-/etc/hosts and /etc/hostname are the runtime's (podman and docker bind-mount their own).
+logs and caches, /var/lib); /run and /tmp are expected as tmpfs. /etc/resolv.conf and
+/etc/hosts are links into /state, a volume of its own: the runtime's copies land there
+(podman and docker bind-mount theirs onto those paths, which resolve into the volume), and
+they can be updated without touching the read-only root; /etc/hostname is the runtime's.
 The entrypoint starts the appliance's services (its Vatools-Services field) without systemd
 and stops them on SIGTERM. The kernel, initrd and modules are left out of the layer.
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tarfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,12 +32,16 @@ MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar+zstd"
 # Not in the container: booting is the host's business; the runtime brings its own files.
 LEFT_OUT = ("boot", "usr/lib/modules", "lib/modules", "vmlinuz", "vmlinuz.old", "initrd.img", "initrd.img.old")
 RUNTIME_FILES = ("etc/resolv.conf", "etc/hosts", "etc/hostname")
+STATE_DIR = "/state"
+STATE_LINKS = {"etc/hosts": f"{STATE_DIR}/hosts", "etc/resolv.conf": f"{STATE_DIR}/resolv.conf"}
 
 ENTRYPOINT_SCRIPT = """#!/bin/sh
 # vatools container entrypoint: start the appliance's services without systemd, wait,
 # stop them on SIGTERM/SIGINT. The root may be read-only: /run and /tmp are tmpfs.
 services="{services}"
 mkdir -p /run/lock /var/log
+# A runtime that brings no hosts file (a bare runc bundle) still gets localhost.
+[ -s {state}/hosts ] || printf '127.0.0.1 localhost\n::1 localhost\n' > {state}/hosts
 stop() {{
     for s in $services; do [ -x "/etc/init.d/$s" ] && "/etc/init.d/$s" stop; done
     exit 0
@@ -59,12 +66,25 @@ def manifest_name(name: str, version: str) -> str:
 def write_entrypoint(tree: Path, services: list[str]) -> None:
     path = tree / ENTRYPOINT.lstrip("/")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(ENTRYPOINT_SCRIPT.format(services=" ".join(services)))
+    path.write_text(ENTRYPOINT_SCRIPT.format(services=" ".join(services), state=STATE_DIR))
     path.chmod(0o755)
 
 
 def _excluded(rel: str) -> bool:
     return rel in LEFT_OUT or rel in RUNTIME_FILES
+
+
+def state_entries(source_date_epoch: int) -> list[tarfile.TarInfo]:
+    """The /state directory and the links into it, as layer entries."""
+    state = tarfile.TarInfo("." + STATE_DIR)
+    state.type, state.mode, state.mtime = tarfile.DIRTYPE, 0o755, source_date_epoch
+    entries = [state]
+    for rel, target in sorted(STATE_LINKS.items()):
+        link = tarfile.TarInfo("./" + rel)
+        link.type, link.linkname, link.mode = tarfile.SYMTYPE, target, 0o777
+        link.mtime = source_date_epoch
+        entries.append(link)
+    return entries
 
 
 def _blob(layout: Path, data: bytes) -> tuple[str, int]:
@@ -96,7 +116,8 @@ def write_layout(
     blobs.mkdir(parents=True)
     layer_tar = layout / "layer.tar"
     with open(layer_tar, "wb") as handle:
-        write_tar(tree, handle, source_date_epoch, exclude=_excluded)
+        write_tar(tree, handle, source_date_epoch, exclude=_excluded,
+                  extra=state_entries(source_date_epoch))
     diff_id = "sha256:" + _sha256_file(layer_tar)
     run(["zstd", "-q", "-T1", "-3", "--rm", str(layer_tar)])
     compressed = layout / "layer.tar.zst"
@@ -112,7 +133,7 @@ def write_layout(
             "Entrypoint": [ENTRYPOINT],
             "Env": [f"PATH={PATH}", "LANG=C.UTF-8"],
             "ExposedPorts": {port: {} for port in ports},
-            "Volumes": {volume: {} for volume in sorted(volumes)},
+            "Volumes": {volume: {} for volume in sorted({*volumes, STATE_DIR})},
             "StopSignal": "SIGTERM",
             "Labels": {
                 "org.opencontainers.image.title": name,

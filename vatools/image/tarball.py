@@ -21,7 +21,7 @@ import os
 import stat
 import tarfile
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Sequence
 
 # Mount points and runtime directories: kept as empty directories, their content never.
 EMPTY_DIRS = frozenset({"dev", "proc", "sys", "run", "tmp", "var/tmp"})
@@ -50,8 +50,10 @@ def write_tar(
     fileobj: BinaryIO,
     source_date_epoch: int,
     exclude: Callable[[str], bool] = lambda rel: False,
+    extra: Sequence[tarfile.TarInfo] = (),
 ) -> None:
-    """Write the tree as an uncompressed tar to `fileobj`."""
+    """Write the tree as an uncompressed tar to `fileobj`, then the `extra` entries (data-less:
+    directories and symlinks that exist only in this archive)."""
     with tarfile.open(fileobj=fileobj, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for rel in [".", *_ordered(tree, exclude)]:
             path = tree / rel if rel != "." else tree
@@ -67,3 +69,5 @@ def write_tar(
                 continue  # device nodes are the runtime's business (/dev is kept empty)
             else:
                 tar.addfile(info)
+        for info in extra:
+            tar.addfile(info)
