@@ -29,7 +29,7 @@ def packages(tree: Path) -> list[dict[str, str]]:
     )
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
@@ -45,7 +45,7 @@ def file_entries(out: Path, names: list[str]) -> list[dict[str, object]]:
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
         for file in files:
             entries.append(
-                {"name": str(file.relative_to(out)), "size": file.stat().st_size, "sha256": _sha256(file)}
+                {"name": str(file.relative_to(out)), "size": file.stat().st_size, "sha256": sha256_file(file)}
             )
     return entries
 

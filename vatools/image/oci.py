@@ -21,6 +21,7 @@ import tarfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+from vatools.image.manifest import sha256_file
 from vatools.image.tarball import write_tar
 from vatools.run import run
 
@@ -93,14 +94,6 @@ def _blob(layout: Path, data: bytes) -> tuple[str, int]:
     return f"sha256:{digest}", len(data)
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_layout(
     tree: Path,
     layout: Path,
@@ -118,10 +111,10 @@ def write_layout(
     with open(layer_tar, "wb") as handle:
         write_tar(tree, handle, source_date_epoch, exclude=_excluded,
                   extra=state_entries(source_date_epoch))
-    diff_id = "sha256:" + _sha256_file(layer_tar)
+    diff_id = "sha256:" + sha256_file(layer_tar)
     run(["zstd", "-q", "-T1", "-3", "--rm", str(layer_tar)])
     compressed = layout / "layer.tar.zst"
-    layer_digest = _sha256_file(compressed)
+    layer_digest = sha256_file(compressed)
     layer_size = compressed.stat().st_size
     compressed.rename(blobs / layer_digest)
     created = datetime.fromtimestamp(source_date_epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

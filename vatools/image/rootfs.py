@@ -53,7 +53,7 @@ def mmdebstrap(plan: ImagePlan, tree: Path) -> None:
     if plan.cache is not None:
         plan.cache.mkdir(parents=True, exist_ok=True)
         argv += [
-            f'--setup-hook=mkdir -p "$1"/var/cache/apt/archives/',
+            '--setup-hook=mkdir -p "$1"/var/cache/apt/archives/',
             f"--setup-hook=sync-in {plan.cache} /var/cache/apt/archives/",
             f"--customize-hook=sync-out /var/cache/apt/archives {plan.cache}",
         ]
