@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from vatools.aptrun import APT_ENV
 from vatools.errors import CommandFailed, VatoolsError
 from vatools.progress import parse_status_line
 from vatools.run import HOST, run, start
@@ -114,8 +115,7 @@ class Operations:
         """apt-get with progress from its status fd; errors carry apt's output."""
         read_fd, write_fd = os.pipe()
         full = ["apt-get", "-o", f"APT::Status-Fd={write_fd}", *argv]
-        env = {"DEBIAN_FRONTEND": "noninteractive", "APT_LISTCHANGES_FRONTEND": "none"}
-        proc = start(full, env=env, stdout=subprocess.PIPE, pass_fds=(write_fd,))
+        proc = start(full, env=APT_ENV, stdout=subprocess.PIPE, pass_fds=(write_fd,))
         os.close(write_fd)
         output, buffer = b"", b""
         assert proc.stdout is not None
