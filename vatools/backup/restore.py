@@ -210,7 +210,7 @@ def _restore(plan: RestorePlan, target: Target, progress: Progress | None,
     try:
         _stage(plan, target, swaps, progress)
         staged = time.monotonic()
-        os.sync()  # the staged data is on disk before any rename makes it live
+        swap.sync_file_systems([s.new for s in swaps if s.has_new])
     except BaseException:
         for s in swaps:
             swap.undo(s)
