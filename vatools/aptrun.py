@@ -1,8 +1,10 @@
-"""apt-get install, followed on its status fd, with a watchdog.
+"""apt-get, followed on its status fd, with a watchdog.
 
-apt-get runs in its own process group with its output in a log file; its status-fd lines drive
-a progress bar.  No progress for too long (a debconf config script asking the same question
-forever looks like this) stops apt-get and everything it started.
+`follow` reads apt-get's status-fd lines, for vainstall (`install`) and for appliance-control's
+helper alike.  For an install, apt-get runs in its own process group with its output in a log
+file; its status-fd lines drive a progress bar.  No progress for too long (a debconf config
+script asking the same question forever looks like this) stops apt-get and everything it
+started.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import select
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 from vatools.errors import VatoolsError
-from vatools.progress import ProgressBar, parse_status_line
+from vatools.progress import ProgressBar, StatusLine, parse_status_line
 from vatools.run import Target, start
 
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "APT_LISTCHANGES_FRONTEND": "none"}
@@ -43,6 +46,11 @@ def install(
 
     `explain_stall(package)` adds the caller's suspicion to the message of a stall.
     """
+
+    def on_status(status: StatusLine) -> None:
+        if status.kind == "pmstatus":  # downloads were done while planning
+            bar.update(status.percent, status.text)
+
     read_fd, write_fd = os.pipe()
     argv = [
         "apt-get", "install", "--yes", "-o", f"APT::Status-Fd={write_fd}",
@@ -55,7 +63,8 @@ def install(
         proc = start(argv, target=target, env=APT_ENV | reproducible_env(), stdout=log,
                      pass_fds=(write_fd,))
         os.close(write_fd)
-        errors = _follow_status(proc, read_fd, bar, stall_timeout, explain_stall)
+        errors = follow(proc, read_fd, on_status, stall_timeout=stall_timeout,
+                        explain_stall=explain_stall).errors
     if proc.returncode != 0:
         tail = "\n".join(log_path.read_text("utf-8", "replace").splitlines()[-12:])
         detail = "; ".join(errors) if errors else f"apt-get exited with status {proc.returncode}"
@@ -66,55 +75,72 @@ class Stalled(VatoolsError):
     """apt made no progress for too long (a config script asking the same question forever)."""
 
 
-def _follow_status(
-    proc: subprocess.Popen[bytes],
-    read_fd: int,
-    bar: ProgressBar,
-    stall_timeout: float,
-    explain_stall: Callable[[str], str],
-) -> list[str]:
-    """Show apt's progress until it exits; returns dpkg's error lines.
+@dataclass
+class Followed:
+    """What `follow` collected: dpkg's error lines, and the output read from `output_fd`."""
 
-    A daemon started by a maintainer script may inherit the pipe and keep it open, so the
-    loop ends when apt-get exits, not at end of file.  No status line for `stall_timeout`
-    seconds stops apt-get and everything it started.
+    errors: list[str]
+    output: bytes
+
+
+def follow(
+    proc: subprocess.Popen[bytes],
+    status_fd: int,
+    on_status: Callable[[StatusLine], None],
+    *,
+    output_fd: int | None = None,
+    stall_timeout: float | None = None,
+    explain_stall: Callable[[str], str] = lambda package: "",
+) -> Followed:
+    """Pass each line of apt-get's status fd to `on_status` until apt-get exits; closes
+    `status_fd` and waits for apt-get.
+
+    `output_fd` (apt-get's stdout, if a pipe) is read too, so it never fills.  A daemon started
+    by a maintainer script may inherit the pipes and keep them open, so the loop ends when
+    apt-get exits and what it wrote is read, not at end of file.  With `stall_timeout`, no
+    status line for that many seconds raises Stalled; any exception stops apt-get and
+    everything it started.
     """
+    fds = [status_fd] + ([] if output_fd is None else [output_fd])
     errors: list[str] = []
-    buffer = b""
+    output, buffer = b"", b""
     last_progress = time.monotonic()
     doing = "preconfiguring packages"
     try:
-        while proc.poll() is None or select.select([read_fd], [], [], 0)[0]:
-            ready, _, _ = select.select([read_fd], [], [], 0.5)
-            if not ready:
-                if time.monotonic() - last_progress > stall_timeout:
-                    raise Stalled(_stall_message(proc, doing, stall_timeout, explain_stall))
-                continue
-            chunk = os.read(read_fd, 65536)
-            if not chunk:
-                if proc.poll() is not None:
-                    break
-                time.sleep(0.1)  # the pipe is closed but apt-get still runs
-                continue
-            last_progress = time.monotonic()
-            *lines, buffer = (buffer + chunk).split(b"\n")
-            for raw in lines:
-                status = parse_status_line(raw.decode("utf-8", "replace"))
-                if status is None:
-                    continue
-                if status.kind == "pmerror":
-                    errors.append(f"{status.package}: {status.text}")
-                elif status.kind == "pmstatus":  # downloads were done while planning
-                    doing = status.text
-                    bar.update(status.percent, status.text)
+        # Once apt-get has exited, what it wrote is already in the pipes: read that, then stop.
+        while proc.poll() is None or select.select(fds, [], [], 0)[0]:
+            # With every pipe closed, apt-get is about to exit: look again soon.
+            ready, _, _ = select.select(fds, [], [], 0.5 if fds else 0.05)
+            for fd in ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    fds.remove(fd)  # closed, though apt-get may still run
+                elif fd == output_fd:
+                    output += chunk
+                else:
+                    last_progress = time.monotonic()
+                    *lines, buffer = (buffer + chunk).split(b"\n")
+                    for raw in lines:
+                        status = parse_status_line(raw.decode("utf-8", "replace"))
+                        if status is None:
+                            continue
+                        if status.kind == "pmerror":
+                            errors.append(f"{status.package}: {status.text}")
+                        elif status.kind == "pmstatus":
+                            doing = status.text
+                        on_status(status)
+            # An apt-get that has exited did not stall, however long it was silent.
+            if (stall_timeout is not None and proc.poll() is None
+                    and time.monotonic() - last_progress > stall_timeout):
+                raise Stalled(_stall_message(proc, doing, stall_timeout, explain_stall))
     except BaseException:
         # Stalled or interrupted: stop apt-get and everything it started; rollback follows.
         _stop(proc)
         raise
     finally:
-        os.close(read_fd)
+        os.close(status_fd)
     proc.wait()
-    return errors
+    return Followed(errors, output)
 
 
 def _stall_message(

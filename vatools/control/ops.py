@@ -19,15 +19,13 @@ from __future__ import annotations
 import os
 import pwd
 import re
-import select
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from vatools.aptrun import APT_ENV
+from vatools.aptrun import APT_ENV, follow
 from vatools.errors import CommandFailed, VatoolsError
-from vatools.progress import parse_status_line
 from vatools.run import HOST, run, start
 
 Emit = Callable[[float, str], None]  # progress: percent (0-100), text
@@ -117,26 +115,10 @@ class Operations:
         full = ["apt-get", "-o", f"APT::Status-Fd={write_fd}", *argv]
         proc = start(full, env=APT_ENV, stdout=subprocess.PIPE, pass_fds=(write_fd,))
         os.close(write_fd)
-        output, buffer = b"", b""
         assert proc.stdout is not None
-        streams = {read_fd: "status", proc.stdout.fileno(): "output"}
-        while streams:
-            ready, _, _ = select.select(list(streams), [], [], 1.0)
-            for fd in ready:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    del streams[fd]
-                    continue
-                if streams[fd] == "output":
-                    output += chunk
-                    continue
-                *lines, buffer = (buffer + chunk).split(b"\n")
-                for raw in lines:
-                    status = parse_status_line(raw.decode("utf-8", "replace"))
-                    if status is not None:
-                        emit(status.percent, status.text)
-        os.close(read_fd)
-        proc.wait()
+        with proc.stdout:
+            output = follow(proc, read_fd, lambda status: emit(status.percent, status.text),
+                            output_fd=proc.stdout.fileno()).output
         text = output.decode("utf-8", "replace")
         if proc.returncode != 0:
             raise CommandFailed(full, proc.returncode, text)
