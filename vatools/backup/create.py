@@ -25,7 +25,7 @@ from vatools.backup.info import (INFO_MEMBER, SUMS_MEMBER, TAR_MEMBERS, VERSION_
 from vatools.backup.manifest import (BackupManifest, Root, installed_appliance,
                                      installed_versions, root_location)
 from vatools.backup.members import inside_roots, mode_problem
-from vatools.backup.streams import CHUNK, GzipThreadWriter, HashingWriter
+from vatools.backup.streams import CHUNK, HashingWriter, ParallelGzipWriter
 from vatools.errors import VatoolsError
 from vatools.run import Target
 
@@ -160,7 +160,7 @@ def _write_archive(zf: zipfile.ZipFile, archive: str, stamp: tuple[int, ...],
     zinfo.external_attr = 0o644 << 16
     with zf.open(zinfo, "w", force_zip64=True) as member:
         hashed = HashingWriter(member)  # type: ignore[arg-type]
-        gz = GzipThreadWriter(hashed)
+        gz = ParallelGzipWriter(hashed)
         try:
             tar = tarfile.TarFile(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT,  # type: ignore[arg-type]
                                   copybufsize=CHUNK)
