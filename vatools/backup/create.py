@@ -131,6 +131,8 @@ class _TreeWriter:
         info = self.tar.gettarinfo(str(path), name) if problem is None else None
         if info is None:
             raise VatoolsError(f"cannot back up {path}: it {problem or 'is not a regular file'}")
+        if st.st_nlink == 1:  # tarfile remembers every file for hard links: only these can be
+            self.tar.inodes.pop((st.st_ino, st.st_dev), None)  # type: ignore[attr-defined]
         ns = st.st_mtime_ns  # exact, in a pax record (tar --format=posix does the same)
         info.pax_headers = {**info.pax_headers, "mtime": f"{ns // 10**9}.{ns % 10**9:09d}"}
         info.uname = self.accounts.user_name(info.uid)
