@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from test_backup_helpers import APPLIANCE, build_abf, entry, make_target, snapshot, write
 
+from vatools.backup import spill
 from vatools.backup.archive import BackupFile
 from vatools.backup.create import create_backup
 from vatools.backup.restore import plan_restore, restore
@@ -49,7 +50,11 @@ def backed_up(tmp_path: Path) -> tuple[Path, Path, dict[str, object]]:
     return target, created.path, content(target)
 
 
-def test_roundtrip_restores_content_modes_owners_times_links(backed_up, capsys) -> None:
+@pytest.mark.parametrize("in_memory", [spill.IN_MEMORY, 2], ids=["in memory", "spilled"])
+def test_roundtrip_restores_content_modes_owners_times_links(backed_up, capsys, in_memory,
+                                                             monkeypatch) -> None:
+    # "spilled": the names and directories go to SQLite after the second (see spill.py)
+    monkeypatch.setattr(spill, "IN_MEMORY", in_memory)
     target, abf, before = backed_up
     mess_up(target)
     assert content(target) != before

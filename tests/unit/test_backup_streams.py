@@ -1,4 +1,5 @@
-"""The backup's stream and file system helpers: parallel gzip, parallel removal, syncfs."""
+"""The backup's stream and file system helpers: parallel gzip, parallel removal, syncfs,
+and the bookkeeping that moves to SQLite past a size."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from vatools.backup import streams, swap
+from vatools.backup import spill, streams, swap
 from vatools.backup.streams import CHUNK, HashingWriter, ParallelGzipWriter
 
 
@@ -82,3 +83,27 @@ def test_sync_file_systems_syncs_and_names_a_missing_path(tmp_path: Path) -> Non
         swap.sync_file_systems([str(tmp_path / "missing")])
     assert failure.value.filename == str(tmp_path / "missing")
     assert os.path.isdir(tmp_path)
+
+
+def test_name_index_answers_the_same_after_moving_to_sqlite(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spill, "IN_MEMORY", 3)
+    index = spill.NameIndex()
+    names = [f"root/d{i}/é{i}" for i in range(10)]
+    for i, name in enumerate(names):
+        index.add(name, "df"[i % 2])
+    assert index._db is not None  # it did move
+    assert [index.get(n) for n in names] == ["df"[i % 2] for i in range(10)]
+    assert index.get("root/missing") is None
+    index.close()
+
+
+def test_directory_list_reads_back_last_first_after_moving_to_sqlite(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spill, "IN_MEMORY", 3)
+    dirs = spill.DirectoryList()
+    records = [(f"/stage/d{i}", 0o755, i, i + 1, 1_700_000_000_123_456_789 + i) for i in range(8)]
+    for record in records:
+        dirs.append(record)
+    assert list(dirs.last_first()) == records[::-1]
+    dirs.close()

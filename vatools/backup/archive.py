@@ -163,6 +163,7 @@ class BackupFile:
                             hint="use another copy of the backup; nothing was changed") from e
         finally:
             gunzip.close()
+            checker.close()
         _compare(self.path, archive, raw.hash.hexdigest(), self.sums[archive])
         self.external_links.extend(checker.external_links)
         size = ArchiveSize(raw.count, gunzip.produced, checker.content_bytes, checker.entries)

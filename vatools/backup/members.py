@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from vatools.backup.info import BadBackup
 from vatools.backup.manifest import Root
+from vatools.backup.spill import NameIndex
 
 # The current link target at an absolute path of the target system, or None.
 LinkLookup = Callable[[str], "str | None"]
@@ -92,9 +93,7 @@ class MemberChecker:
         self.v1 = v1
         self.existing_link = existing_link
         self.external_links: list[tuple[str, str]] = []  # (path, target) accepted as is
-        self.seen: set[str] = set()
-        self.dirs: set[str] = set()
-        self.regular: set[str] = set()
+        self.names = NameIndex()  # every accepted name: "d" directory, "f" regular file, "o" other
         self.entries = 0
         self.content_bytes = 0
         self.tar_end = 0
@@ -141,7 +140,7 @@ class MemberChecker:
         root = self.roots.get(root_name)
         if root is None:
             raise self.refuse(name, "is not under any root of this archive listed in info.yaml")
-        if name in self.seen:
+        if self.names.get(name) is not None:
             raise self.refuse(name, "appears twice")
         problem = mode_problem(member.mode, member.isdir())
         if problem:
@@ -149,7 +148,7 @@ class MemberChecker:
         if not rel:
             if not (member.isdir() or member.isreg()):
                 raise self.refuse(name, "is a root but neither a directory nor a regular file")
-        elif posixpath.dirname(name) not in self.dirs:
+        elif self.names.get(posixpath.dirname(name)) != "d":
             raise self.refuse(name, "is not below a directory member that comes before it")
         path = root.path + ("/" + rel if rel else "")
         if member.issym():
@@ -165,17 +164,21 @@ class MemberChecker:
             link = member.linkname
             if self.v1 and link.startswith("/"):
                 link = self._v1_name(link) or link
-            if link not in self.regular:
+            if self.names.get(link) != "f":
                 raise self.refuse(name, f"is a hard link to {member.linkname!r}, which is not a "
                                   "regular file of this archive before it")
             member.linkname = link
         if (member.size and not member.isreg()):
             raise self.refuse(name, "is not a regular file but carries data")
-        self.seen.add(name)
         if member.isdir():
-            self.dirs.add(name)
+            self.names.add(name, "d")
         elif member.isreg():
-            self.regular.add(name)
+            self.names.add(name, "f")
             self.content_bytes += member.size
+        else:
+            self.names.add(name, "o")
         self.entries += 1
         return Checked(root, rel, member)
+
+    def close(self) -> None:
+        self.names.close()

@@ -258,9 +258,12 @@ def _stage(plan: RestorePlan, target: Target, swaps: tuple[swap.RootSwap, ...],
            progress: Progress | None) -> None:
     staging = {c.root.name: Path(s.new) for c, s in zip(plan.changes, swaps)}
     stager = Stager(staging, Accounts.of(target))
-    done = 0
-    for archive in TAR_MEMBERS:
-        size = plan.backup.walk(archive, stager.add, progress, done,  # checks everything again
-                                link_lookup(target))
-        done += size.compressed
-    stager.finish()
+    try:
+        done = 0
+        for archive in TAR_MEMBERS:
+            size = plan.backup.walk(archive, stager.add, progress, done,  # checks everything again
+                                    link_lookup(target))
+            done += size.compressed
+        stager.finish()
+    finally:
+        stager.close()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from vatools.backup.accounts import Accounts
 from vatools.backup.members import Checked, mtime_ns
+from vatools.backup.spill import DirectoryList
 from vatools.backup.streams import CHUNK
 
 CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -22,7 +23,7 @@ class Stager:
     def __init__(self, staging: dict[str, Path], accounts: Accounts) -> None:
         self.staging = staging  # root name -> its staging path
         self.accounts = accounts
-        self.dirs: list[tuple[Path, int, int, int, int]] = []  # path, mode, uid, gid, mtime
+        self.dirs = DirectoryList()
         self.buffer = bytearray(CHUNK)
 
     def path_of(self, name: str) -> Path:
@@ -36,7 +37,7 @@ class Stager:
         gid = self.accounts.gid(member.gname, member.gid)
         if member.isdir():
             os.mkdir(path, 0o700)
-            self.dirs.append((path, member.mode & 0o7777, uid, gid, mtime_ns(member)))
+            self.dirs.append((str(path), member.mode & 0o7777, uid, gid, mtime_ns(member)))
         elif member.isreg():
             self._write_file(path, member, tar, uid, gid)
         elif member.issym():
@@ -69,7 +70,10 @@ class Stager:
             os.close(fd)
 
     def finish(self) -> None:
-        for path, mode, uid, gid, mtime in reversed(self.dirs):
+        for path, mode, uid, gid, mtime in self.dirs.last_first():
             os.chown(path, uid, gid, follow_symlinks=False)
             os.chmod(path, mode)
             os.utime(path, ns=(mtime, mtime))
+
+    def close(self) -> None:
+        self.dirs.close()
