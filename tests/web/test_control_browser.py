@@ -14,14 +14,15 @@ import hashlib
 import shutil
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.control import processes_in
@@ -90,7 +91,24 @@ def click_and_load(driver: WebDriver, by: str, what: str, within: object = None)
     """Click a link or button and wait for the next page (the old one goes stale)."""
     old = driver.find_element(By.TAG_NAME, "html")
     (within or driver).find_element(by, what).click()  # type: ignore[attr-defined]
-    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, 60).until(replaced(old))
+
+
+def replaced(old: WebElement) -> Callable[[WebDriver], bool]:
+    """expected_conditions.staleness_of, plus chromedriver's other answer while the page is
+    being swapped: "Node with given id does not belong to the document" (an unknown error,
+    seen once in CI with chromium 156) says the same thing."""
+    def gone(driver: WebDriver) -> bool:
+        try:
+            old.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as e:
+            if "does not belong to the document" in str(e):
+                return True
+            raise
+        return False
+    return gone
 
 
 def start_job(driver: WebDriver, css: str) -> str | None:
