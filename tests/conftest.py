@@ -17,7 +17,7 @@ Fixtures (all built lazily, only when a test asks for them):
                     factories for tests that need several trees or a fixed suite:
                     `server("trixie")` -> a fresh Chroot, removed after the test.
     repo            the signed repository (tests/support/repo.py Repo), built once per session
-                    by vatools.repo.build_repository from this tree + tests/data/packages/*.
+                    by vatools.packaging.repo.build_repository from this tree + tests/data/packages/*.
     repo_server     base URL (http://127.0.0.1:PORT) of a thread serving the repository;
                     inside a chroot a suite is at BASE/SUITE/ (the chroot shares our network).
     harness_dir     the session's scratch directory.

@@ -20,12 +20,13 @@ from typing import Iterator
 
 from debian.debfile import DebFile
 
-from vatools import aptq, aptrun, credentials, debconfdb, dpkgstatus, rollback, templates
+from vatools import aptq, aptrun, credentials, dpkgstatus, rollback
+from vatools.seed import debconfdb, templates
 from vatools.errors import VatoolsError
 from vatools.progress import ProgressBar, step
 from vatools.target import Target
-from vatools.seedcheck import check_against_templates, check_unanswered
-from vatools.seedfile import Location, Problem, Seed, Selection, check_syntax, load_seed, parse_seed
+from vatools.seed.check import check_against_templates, check_unanswered
+from vatools.seed.file import Location, Problem, Seed, Selection, check_syntax, load_seed, parse_seed
 
 SEED_IN_PACKAGE = "/usr/share/vatools/seeds/{name}.seed"
 STATE_DIR = "/var/lib/vatools"

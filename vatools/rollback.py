@@ -10,7 +10,8 @@ import signal
 from dataclasses import dataclass
 from typing import NoReturn
 
-from vatools import debconfdb, dpkgstatus
+from vatools import dpkgstatus
+from vatools.seed import debconfdb
 from vatools.aptrun import APT_ENV
 from vatools.errors import RollbackIncomplete, RolledBack
 from vatools.progress import step

@@ -18,8 +18,8 @@ import pytest
 from tests.support.chroot import Chroot
 from tests.support.net import serve_directory
 from tests.support.repo import TOP, Repo, sources_entry
-from vatools.build import build_package, copy_source
-from vatools.repo import ensure_signing_key, publish
+from vatools.packaging.build import build_package, copy_source
+from vatools.packaging.repo import ensure_signing_key, publish
 
 pytestmark = pytest.mark.integration
 

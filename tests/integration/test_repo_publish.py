@@ -21,10 +21,10 @@ from debian.deb822 import Packages
 from tests.integration.test_repo_probe import (APPLIANCE, PER_RELEASE, SEED, TOOLKIT, _source,
                                                make_tree)
 from tests.support.chroot import Chroot
-from vatools.build import build_package
+from vatools.packaging.build import build_package
 from vatools.cli.repo import main as repo_main
 from vatools.errors import CommandFailed, VatoolsError
-from vatools.repo import (KEYRING_NAME, SigningKey, build_repository, ensure_signing_key,
+from vatools.packaging.repo import (KEYRING_NAME, SigningKey, build_repository, ensure_signing_key,
                           publish)
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,6 @@
-"""Our signed apt repository, built by vatools.repo, and the apt source that points a chroot at it.
+"""Our signed apt repository, built by vatools.packaging.repo, and the apt source that points a chroot at it.
 
-Layout (from vatools.repo): DIR/SUITE/ is a flat repository per suite (InRelease, Packages,
+Layout (from vatools.packaging.repo): DIR/SUITE/ is a flat repository per suite (InRelease, Packages,
 Packages.gz, the .debs and the seeds beside them) and DIR/vatools-archive-keyring.gpg is the
 public key, so a chroot's source is `URIs: http://127.0.0.1:PORT/SUITE/` with `Suites: ./`.
 """
@@ -31,7 +31,7 @@ class Repo:
 
     def keyring(self) -> bytes:
         """The public key, a binary OpenPGP keyring (what a Signed-By *.gpg file must hold)."""
-        from vatools.repo import KEYRING_NAME
+        from vatools.packaging.repo import KEYRING_NAME
 
         return (self.directory / KEYRING_NAME).read_bytes()
 
@@ -52,7 +52,7 @@ def build_repo(workdir: Path, top: Path = TOP, suites: tuple[str, ...] = SUITES)
     The signing key lives in workdir/key, beside the repository and not inside it: the
     repository directory is served over HTTP, the private key must not be.
     """
-    from vatools.repo import build_repository  # imported late: the harness loads without it
+    from vatools.packaging.repo import build_repository  # imported late: the harness loads without it
 
     directory, key_dir = workdir / "repo", workdir / "key"
     with TIMINGS.measure("repository build (" + ", ".join(suites) + ")"):

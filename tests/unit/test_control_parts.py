@@ -86,7 +86,7 @@ def test_installed_password_questions_are_known_to_vainstall(tmp_path: Path) -> 
     package's password question (appliance-control's, when one appliance replaces another)
     must still be found with its owner."""
     from vatools.target import Target
-    from vatools.templates import from_debconf_db
+    from vatools.seed.templates import from_debconf_db
 
     db = tmp_path / "var/cache/debconf"
     db.mkdir(parents=True)

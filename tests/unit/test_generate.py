@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from debian.deb822 import Deb822
 
-from vatools import generate
+from vatools.packaging import generate
 from vatools.cli.main import build_parser
 from vatools.errors import ExitCode, UsageError, VatoolsError
-from vatools.generate import GeneratedFile, make_spec, render, write_appliance
-from vatools.policy import check_maintainer, check_package_name, check_synopsis, check_version
+from vatools.packaging.generate import GeneratedFile, make_spec, render, write_appliance
+from vatools.packaging.policy import check_maintainer, check_package_name, check_synopsis, check_version
 
 DATE = datetime(2026, 11, 23, 21, 35, tzinfo=timezone.utc)
 JANE = "Jane Doe <jane@example.org>"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from vatools.generate import make_spec, render, write_appliance
-from vatools.skeleton import render_skeleton
-from vatools.templates import Template, parse_templates
+from vatools.packaging.generate import make_spec, render, write_appliance
+from vatools.seed.skeleton import render_skeleton
+from vatools.seed.templates import Template, parse_templates
 
 CASES_DIR = Path(__file__).resolve().parents[1] / "data" / "generate"
 CASES = sorted(p.name for p in CASES_DIR.iterdir() if (p / "input.json").is_file())

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-import vatools.build
-import vatools.repo
-from vatools.build import (build_depends, check_suite, copy_source, is_junk, mounts_under,
+import vatools.packaging.build
+import vatools.packaging.repo
+from vatools.packaging.build import (build_depends, check_suite, copy_source, is_junk, mounts_under,
                            needs_chroot, source_name)
 from vatools.cli.repo import DEFAULT_KEY_DIR, build_handler, register
 from vatools.errors import VatoolsError
-from vatools.repo import (find_sources, secret_fingerprint_from_colons, seed_file_name,
+from vatools.packaging.repo import (find_sources, secret_fingerprint_from_colons, seed_file_name,
                           sources_entry)
 
 CONTROL = """\
@@ -37,7 +37,7 @@ def source_dir(path: Path, name: str) -> Path:
 
 
 def test_docstring_examples() -> None:
-    for module in (vatools.build, vatools.repo):
+    for module in (vatools.packaging.build, vatools.packaging.repo):
         assert doctest.testmod(module).failed == 0
 
 
@@ -188,4 +188,4 @@ def test_read_seed_names_a_file_that_is_not_a_deb(tmp_path: Path) -> None:
     junk = tmp_path / "x_1.0_all.deb"
     junk.write_text("not an ar archive\n")
     with pytest.raises(VatoolsError, match=r"x_1.0_all.deb is not a readable .deb"):
-        vatools.repo.read_seed(junk)
+        vatools.packaging.repo.read_seed(junk)

@@ -1,8 +1,8 @@
 """A seed checked against templates (pure logic: templates are given as data)."""
 
-from vatools.seedcheck import check_against_templates
-from vatools.seedfile import parse_seed
-from vatools.templates import Template, parse_templates, password_pairs
+from vatools.seed.check import check_against_templates
+from vatools.seed.file import parse_seed
+from vatools.seed.templates import Template, parse_templates, password_pairs
 
 TEMPLATES = parse_templates(
     """Template: wiki/title

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from vatools.errors import VatoolsError
-from vatools.seedfile import check_syntax, load_seed, parse_seed, split_choices
+from vatools.seed.file import check_syntax, load_seed, parse_seed, split_choices
 
 
 def test_comments_blank_lines_and_values_with_spaces():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from vatools.seedcheck import check_against_templates
-from vatools.seedfile import check_syntax, parse_seed
-from vatools.skeleton import describe_target, render_skeleton
+from vatools.seed.check import check_against_templates
+from vatools.seed.file import check_syntax, parse_seed
+from vatools.seed.skeleton import describe_target, render_skeleton
 from vatools.run import Target
-from vatools.templates import Template, parse_templates
+from vatools.seed.templates import Template, parse_templates
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "generate"
 

@@ -66,7 +66,7 @@ def _add_seed_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _seed_check(args: argparse.Namespace) -> int:
-    from vatools.seedcheck import check_file
+    from vatools.seed.check import check_file
 
     problems = check_file(args.file, common.target(args), args.against)
     errors = sum(p.is_error for p in problems)
@@ -96,7 +96,7 @@ def _seed_check(args: argparse.Namespace) -> int:
 
 
 def _seed_skeleton(args: argparse.Namespace) -> int:
-    from vatools.skeleton import seed_skeleton
+    from vatools.seed.skeleton import seed_skeleton
 
     sys.stdout.write(seed_skeleton(common.target(args), args.packages))
     return 0

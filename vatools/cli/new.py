@@ -1,4 +1,4 @@
-"""`vatools new NAME --depends PKG[,PKG...]`: scaffold a new appliance (vatools.generate)."""
+"""`vatools new NAME --depends PKG[,PKG...]`: scaffold a new appliance (vatools.packaging.generate)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def register(subparsers: Any) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    from vatools.generate import generate, make_spec
+    from vatools.packaging.generate import generate, make_spec
 
     spec = make_spec(
         args.name,

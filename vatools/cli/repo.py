@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
 
 
 def build_handler(args: argparse.Namespace) -> int:
-    from vatools.repo import build_repository
+    from vatools.packaging.repo import build_repository
 
     build_repository(args.dir, top=args.top, suites=args.suites or list(DEFAULT_SUITES),
                      key_dir=args.key_dir.expanduser(), extra_sources=args.extra_sources,
@@ -48,7 +48,7 @@ def build_handler(args: argparse.Namespace) -> int:
 
 
 def debs_handler(args: argparse.Namespace) -> int:
-    from vatools.build import build_package
+    from vatools.packaging.build import build_package
 
     for source in args.sources:
         build_package(source, args.out, suite=args.suite, progress=_say)

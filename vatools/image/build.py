@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from vatools.build import remove_tree
+from vatools.packaging.build import remove_tree
 from vatools.dpkgstatus import read_status
 from vatools.errors import VatoolsError
 from vatools.image import boot, clean, disk, libvirt, manifest, oci, rootfs

@@ -27,7 +27,7 @@ from pathlib import Path
 from debian.deb822 import Deb822, Packages
 
 from vatools.errors import UsageError, VatoolsError
-from vatools.repo import CLIENT_KEYRING, KEYRING_NAME
+from vatools.packaging.repo import CLIENT_KEYRING, KEYRING_NAME
 from vatools.run import require_tool
 
 SUITES = ("bookworm", "trixie")

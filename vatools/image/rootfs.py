@@ -14,7 +14,7 @@ from pathlib import Path
 
 from vatools import credentials
 from vatools.image.plan import ImagePlan
-from vatools.repo import KEYRING_NAME
+from vatools.packaging.repo import KEYRING_NAME
 from vatools.run import run
 from vatools.target import Target
 

@@ -14,7 +14,7 @@ from debian.deb822 import Deb822
 
 from vatools.errors import VatoolsError
 from vatools.run import Target, run
-from vatools.seedfile import Seed
+from vatools.seed.file import Seed
 
 DB_DIR = "/var/cache/debconf"
 DB_FILES = ("config.dat", "passwords.dat", "templates.dat")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from vatools.build import (WORK_ROOT, build_package, check_suite, needs_chroot, remove_tree,
+from vatools.packaging.build import (WORK_ROOT, build_package, check_suite, needs_chroot, remove_tree,
                            source_name)
 from vatools.errors import VatoolsError
 from vatools.run import require_tool, run

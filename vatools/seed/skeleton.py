@@ -2,11 +2,11 @@
 
 The questions come from the truth: apt resolves the packages with everything it would install
 with them on the target, the .debs are downloaded to a temporary directory (nothing on the
-system changes) and their templates are read (vatools.templates.for_packages).  Each question
+system changes) and their templates are read (vatools.seed.templates.for_packages).  Each question
 becomes a block of comments -- description, type, default, choices -- and a seed line with the
 default as its value, commented out; the packager uncomments the lines they mean to answer.
 
->>> from vatools.templates import Template
+>>> from vatools.seed.templates import Template
 >>> t = {"x/name": Template("x/name", "string", "x", "", None, "Your name:")}
 >>> print(render_skeleton(["x"], t, {"x"}, "Debian bookworm").split("\\n\\n", 1)[1], end="")
 # ==== x ====
@@ -22,10 +22,11 @@ import textwrap
 from pathlib import Path
 from typing import Collection, Mapping, Sequence
 
-from vatools import policy, templates
+from vatools.packaging import policy
+from vatools.seed import templates
 from vatools.data import render_data
 from vatools.run import Target
-from vatools.templates import Template, password_pairs
+from vatools.seed.templates import Template, password_pairs
 
 # Template types that are messages, not questions: nothing to seed.
 MESSAGE_TYPES = ("note", "text", "title", "error")

@@ -2,7 +2,7 @@
 
 Three steps, so that nothing is written unless everything worked:
 
-1. `make_spec()` validates what the packager typed (Debian policy, vatools.policy) into an
+1. `make_spec()` validates what the packager typed (Debian policy, vatools.packaging.policy) into an
    `ApplianceSpec`;
 2. `render()` turns the spec and a seed skeleton into the files, from the templates under
    vatools/data/appliance/ (debian/control is written with python-debian); pure, no I/O
@@ -12,7 +12,7 @@ Three steps, so that nothing is written unless everything worked:
    at all, and an existing appliance is replaced only with `force`.
 
 `generate()` does all three, with the skeleton made from the real debconf templates of the
-appliance's dependency closure (vatools.skeleton).
+appliance's dependency closure (vatools.seed.skeleton).
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from typing import Mapping, Sequence
 
 from debian.deb822 import Deb822
 
-from vatools import data, policy
+from vatools import data
+from vatools.packaging import policy
 from vatools.errors import UsageError, VatoolsError
-from vatools.policy import Relation
+from vatools.packaging.policy import Relation
 from vatools.run import Target
 
 WEB_SERVERS = ("apache2", "nginx")
@@ -322,7 +323,7 @@ def generate(spec: ApplianceSpec, top: Path, target: Target, force: bool = False
     if not force:
         refuse_existing(top, spec.name)  # before minutes of downloading
     if skeleton is None:
-        from vatools.skeleton import seed_skeleton
+        from vatools.seed.skeleton import seed_skeleton
 
         skeleton = seed_skeleton(target, list(spec.packages))
     files = render(spec, skeleton)

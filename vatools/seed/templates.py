@@ -20,7 +20,7 @@ from debian.debfile import DebFile, DebError
 
 from vatools.errors import VatoolsError
 from vatools.target import Target
-from vatools.seedfile import split_choices
+from vatools.seed.file import split_choices
 
 # Names of a password question's confirmation: dokuwiki/wiki/confirm, root_password_again, ...
 _CONFIRM_NAME = re.compile(r"(confirm|again|repeat|verify|2)$")

@@ -1,6 +1,6 @@
 """A seed checked against the debconf templates of the packages it will meet.
 
-Syntax alone (vatools.seedfile.check_syntax) cannot tell a typo in a question name, a select
+Syntax alone (vatools.seed.file.check_syntax) cannot tell a typo in a question name, a select
 value that is not a choice, or a password whose confirmation is missing: the templates can.
 """
 
@@ -10,9 +10,9 @@ import difflib
 from pathlib import Path
 from typing import AbstractSet as Set, Mapping, Sequence
 
-from vatools import templates
+from vatools.seed import templates
 from vatools.target import Target
-from vatools.seedfile import (
+from vatools.seed.file import (
     VALUE_TYPES,
     Problem,
     Seed,
@@ -21,7 +21,7 @@ from vatools.seedfile import (
     load_seed,
     split_choices,
 )
-from vatools.templates import Template, password_pairs
+from vatools.seed.templates import Template, password_pairs
 
 
 def check_against_templates(
