@@ -78,8 +78,9 @@ def handle(conn: socket.socket, allowed_uid: int, operations: Operations) -> Non
                              hint=f"only the web interface's user (uid {allowed_uid}) may")
         op, args = decode_request(_read_request(conn))
         log.info("uid %d: %s %s", uid, op, args)
-        lock: ContextManager[Any] = (_exclusive if OPERATIONS[op].exclusive
-                                     else contextlib.nullcontext())
+        lock: ContextManager[Any] = contextlib.nullcontext()
+        if OPERATIONS[op].exclusive:
+            lock = _exclusive
         with lock:
             result = operations.perform(
                 op, args, lambda pct, text: reply.send(encode_progress(pct, text)))

@@ -160,7 +160,8 @@ def decode_reply(raw: bytes) -> Progress | Result:
         raise HelperError(f"the root helper answered something else than JSON: {raw[:200]!r}",
                           hint="is the helper's version the web interface's?") from None
     if not isinstance(message, dict):
-        raise HelperError(f"the root helper answered a JSON {type(message).__name__}, not an object")
+        raise HelperError(f"the root helper answered a JSON {type(message).__name__}, "
+                          "not an object")
     if "progress" in message:
         return Progress(float(message["progress"]), str(message.get("text", "")))
     if not message.get("ok"):
