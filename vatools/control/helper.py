@@ -24,7 +24,7 @@ from typing import Any, ContextManager
 
 from vatools.control.config import Config
 from vatools.control.ops import Operations, unbound
-from vatools.control.protocol import (OPERATIONS, MAX_REQUEST, BadRequest, decode_request,
+from vatools.control.protocol import (MAX_REQUEST, OPERATIONS, BadRequest, decode_request,
                                       encode_error, encode_progress, encode_result)
 from vatools.errors import VatoolsError
 
