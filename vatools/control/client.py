@@ -1,23 +1,16 @@
-"""The web side of the helper protocol (see helper.py): send one operation, follow its progress."""
+"""The web side of the helper protocol (protocol.py): send one operation, follow its progress."""
 
 from __future__ import annotations
 
-import json
 import socket
 from pathlib import Path
 from typing import Any, Callable
 
-from vatools.errors import VatoolsError
+from vatools.control.protocol import HelperError, Progress, decode_reply, encode_request
 
-Progress = Callable[[float, str], None]
+__all__ = ["HelperClient", "HelperError", "ProgressCallback"]
 
-
-class HelperError(VatoolsError):
-    """The helper refused or failed an operation; `output` is the command's output, if any."""
-
-    def __init__(self, message: str, output: str = "") -> None:
-        super().__init__(message)
-        self.output = output
+ProgressCallback = Callable[[float, str], None]
 
 
 class HelperClient:
@@ -25,30 +18,31 @@ class HelperClient:
         self.path = path
 
     def call(self, op: str, args: dict[str, str] | None = None,
-             progress: Progress | None = None) -> Any:
+             progress: ProgressCallback | None = None) -> Any:
+        """The operation's result; its failure (message, hint, output) as HelperError."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             try:
                 sock.connect(str(self.path))
             except OSError as e:
                 raise HelperError(f"the root helper is not reachable at {self.path}: "
-                                  f"{e.strerror} (is appliance-control-helper.socket "
-                                  "running?)") from None
+                                  f"{e.strerror}",
+                                  hint="is appliance-control-helper.socket running? "
+                                       "(systemctl status appliance-control-helper.socket)"
+                                  ) from None
             try:
-                sock.sendall(json.dumps({"op": op, "args": args or {}}).encode() + b"\n")
+                sock.sendall(encode_request(op, args))
             except BrokenPipeError:
                 pass  # the helper answered and hung up first (a refusal): read its answer
             with sock.makefile("rb") as lines:
                 for raw in lines:
-                    message = json.loads(raw)
-                    if "progress" in message:
+                    reply = decode_reply(raw)
+                    if isinstance(reply, Progress):
                         if progress is not None:
-                            progress(float(message["progress"]), str(message.get("text", "")))
+                            progress(reply.percent, reply.text)
                         continue
-                    if message.get("ok"):
-                        return message.get("result")
-                    raise HelperError(str(message.get("error", "failed")),
-                                      str(message.get("output", "")))
+                    return reply.value
         finally:
             sock.close()
-        raise HelperError(f"the root helper closed the connection during {op}")
+        raise HelperError(f"the root helper closed the connection during {op}",
+                          hint="its log says why: journalctl -u appliance-control-helper")

@@ -1,9 +1,6 @@
-"""appliance-control-helper: the root side. Serves the allow-listed operations (ops.py) on a
-Unix socket to one uid, the web process's user, checked with SO_PEERCRED.
-
-Protocol: the client sends one JSON line {"op": NAME, "args": {...}}; the helper answers with
-JSON lines {"progress": PERCENT, "text": TEXT} while working, then one final line
-{"ok": true, "result": ...} or {"ok": false, "error": MESSAGE, "output": COMMAND_OUTPUT}.
+"""appliance-control-helper: the root side. Serves the allow-listed operations (protocol.py,
+performed by ops.py) on a Unix socket to one uid, the web process's user, checked with
+SO_PEERCRED. The protocol's encoding is protocol.py's; an error goes back with its hint.
 An operation runs to its end even if the client goes away (the web page picks it up again).
 
 Under systemd the socket comes from appliance-control-helper.socket (LISTEN_FDS); without
@@ -13,8 +10,8 @@ it (a chroot, a test) the helper binds the configured path itself.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import grp
-import json
 import logging
 import os
 import pwd
@@ -23,15 +20,16 @@ import struct
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, ContextManager
 
 from vatools.control.config import Config
-from vatools.control.ops import BadRequest, Operations, validate
-from vatools.errors import CommandFailed, VatoolsError
+from vatools.control.ops import Operations, unbound
+from vatools.control.protocol import (MAX_REQUEST, OPERATIONS, BadRequest, decode_request,
+                                      encode_error, encode_progress, encode_result)
+from vatools.errors import VatoolsError
 
 log = logging.getLogger("appliance-control-helper")
 SD_LISTEN_FDS_START = 3
-MAX_REQUEST = 64 * 1024
 # Operations that change the system run one at a time.
 _exclusive = threading.Lock()
 
@@ -43,22 +41,22 @@ def peer_uid(conn: socket.socket) -> int:
 
 
 class _Reply:
-    """Writes JSON lines to the client; a client gone away does not stop the operation."""
+    """Writes answer lines to the client; a client gone away does not stop the operation."""
 
     def __init__(self, conn: socket.socket) -> None:
         self.conn = conn
         self.gone = False
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, line: bytes) -> None:
         if self.gone:
             return
         try:
-            self.conn.sendall(json.dumps(message).encode() + b"\n")
+            self.conn.sendall(line)
         except OSError:
             self.gone = True
 
 
-def _read_request(conn: socket.socket) -> Any:
+def _read_request(conn: socket.socket) -> bytes:
     data = b""
     while not data.endswith(b"\n"):
         chunk = conn.recv(4096)
@@ -67,10 +65,7 @@ def _read_request(conn: socket.socket) -> Any:
         data += chunk
         if len(data) > MAX_REQUEST:
             raise BadRequest("request too long")
-    try:
-        return json.loads(data)
-    except ValueError:
-        raise BadRequest("the request is not one JSON line") from None
+    return data
 
 
 def handle(conn: socket.socket, allowed_uid: int, operations: Operations) -> None:
@@ -79,38 +74,23 @@ def handle(conn: socket.socket, allowed_uid: int, operations: Operations) -> Non
         uid = peer_uid(conn)
         if uid != allowed_uid:
             log.warning("refused a connection from uid %d", uid)
-            reply.send({"ok": False, "error": f"uid {uid} may not use this helper", "output": ""})
-            return
-        request = _read_request(conn)
-        if not isinstance(request, dict):
-            raise BadRequest("the request must be a JSON object")
-        args = validate(request.get("op"), request.get("args", {}))
-        op = str(request["op"])
+            raise BadRequest(f"uid {uid} may not use this helper",
+                             hint=f"only the web interface's user (uid {allowed_uid}) may")
+        op, args = decode_request(_read_request(conn))
         log.info("uid %d: %s %s", uid, op, args)
-        lock: Any = _exclusive if op not in ("ping", "list-upgrades") else _NoLock()
+        lock: ContextManager[Any] = contextlib.nullcontext()
+        if OPERATIONS[op].exclusive:
+            lock = _exclusive
         with lock:
             result = operations.perform(
-                op, args, lambda pct, text: reply.send({"progress": round(pct, 1), "text": text}))
-        reply.send({"ok": True, "result": result})
-    except CommandFailed as e:
-        reply.send({"ok": False, "error": e.message.splitlines()[0], "output": e.output})
-    except VatoolsError as e:
-        message = e.message + (f" ({e.hint})" if e.hint else "")
-        reply.send({"ok": False, "error": message, "output": ""})
+                op, args, lambda pct, text: reply.send(encode_progress(pct, text)))
+        reply.send(encode_result(result))
     except Exception as e:  # noqa: BLE001 - a bug must reach the UI, not kill the helper
-        log.exception("operation failed")
-        reply.send({"ok": False, "error": f"internal error: {type(e).__name__}: {e}",
-                     "output": ""})
+        if not isinstance(e, VatoolsError):
+            log.exception("operation failed")
+        reply.send(encode_error(e))
     finally:
         conn.close()
-
-
-class _NoLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def listening_socket(path: Path, group: str | None) -> socket.socket:
@@ -167,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("appliance-control-helper: must run as root", file=sys.stderr)
         return 3
+    if unbound():  # a packaging bug: the unit test test_control_protocol catches it first
+        print("appliance-control-helper: allow-listed operations without an implementation: "
+              + " ".join(unbound()), file=sys.stderr)
+        return 70
     sock = listening_socket(config.socket, grp.getgrgid(account.pw_gid).gr_name)
     serve(sock, account.pw_uid, Operations(config.backups_dir, config.user))
     return 0

@@ -47,6 +47,7 @@ class Job:
     text: str = ""
     result: Any = None
     error: str = ""
+    hint: str = ""  # what to do about the error
     output: str = ""
     pid: int = field(default_factory=os.getpid)  # the worker that follows it
     started: float = field(default_factory=time.time)
@@ -103,6 +104,7 @@ class Jobs:
             job.state, job.percent = "done", 100.0
         except HelperError as e:
             job.state, job.error, job.output = "failed", e.message, e.output
+            job.hint = e.hint or ""
         except Exception as e:  # noqa: BLE001 - shown on the page instead of lost in a thread
             job.state, job.error = "failed", f"{type(e).__name__}: {e}"
         job.ended = time.time()

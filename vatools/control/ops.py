@@ -1,84 +1,73 @@
-"""The root helper's allow-list: every operation the web process may ask for, with its typed
-arguments. Nothing else runs as root on the web's behalf; no argument reaches a shell.
+"""The operations the root helper performs for the web process: one method per allow-listed
+operation of protocol.OPERATIONS, bound to its name with @implements(NAME). The binding is
+checked when this module loads: a name that is not allow-listed, or parameters that are not
+exactly the operation's arguments, raise TypeError; `unbound()` names the allow-listed
+operations still without an implementation (a unit test requires none).
 
->>> validate("backup-verify", {"name": "wiki-2026.abf"})
-{'name': 'wiki-2026.abf'}
->>> validate("backup-verify", {"name": "../etc/shadow"})
-Traceback (most recent call last):
-...
-vatools.control.ops.BadRequest: backup-verify: name '../etc/shadow' is not valid: \
-a backup file name (letters, digits, . _ -, ending in .abf)
->>> validate("sh", {})
-Traceback (most recent call last):
-...
-vatools.control.ops.BadRequest: unknown operation 'sh'
+This module runs as root; the web process never imports it (protocol.py is what both share).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import pwd
 import re
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from vatools.aptrun import APT_ENV, follow
+from vatools.control.protocol import OPERATIONS, BadRequest
 from vatools.errors import CommandFailed, VatoolsError
 from vatools.run import HOST, run, start
 
 Emit = Callable[[float, str], None]  # progress: percent (0-100), text
-
-
-class BadRequest(VatoolsError):
-    """The request is not one of the allowed operations with valid arguments."""
-
-
-@dataclass(frozen=True)
-class Arg:
-    pattern: str
-    describe: str
-
-
-BACKUP_NAME = Arg(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.abf",
-                  "a backup file name (letters, digits, . _ -, ending in .abf)")
-# host, [host] (no MX lookup), either with :port; empty means "deliver directly".
-RELAYHOST = Arg(r"(|\[[A-Za-z0-9.-]{1,253}\](:[0-9]{1,5})?|[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?)",
-                "empty, HOST, [HOST] or either with :PORT")
-
-SCHEMAS: dict[str, dict[str, Arg]] = {
-    "ping": {},
-    "apt-update": {},
-    "apt-upgrade": {},
-    "list-upgrades": {},
-    "backup-create": {},
-    "backup-verify": {"name": BACKUP_NAME},
-    "backup-restore": {"name": BACKUP_NAME},
-    "backup-delete": {"name": BACKUP_NAME},
-    "restart-services": {},
-    "reboot": {},
-    "poweroff": {},
-    "set-relayhost": {"relayhost": RELAYHOST},
-    "appliance-stats": {},
-}
+Method = TypeVar("Method", bound=Callable[..., Any])
 STATS_HOOK = "control-stats"
 
+# Operation name -> the method of Operations that performs it (filled by @implements).
+IMPLEMENTATIONS: dict[str, Callable[..., Any]] = {}
 
-def validate(op: object, args: object) -> dict[str, str]:
-    if not isinstance(op, str) or op not in SCHEMAS:
-        raise BadRequest(f"unknown operation {op!r}")
-    if not isinstance(args, dict):
-        raise BadRequest(f"{op}: arguments must be an object")
-    schema = SCHEMAS[op]
-    extra = sorted(set(args) - set(schema))
-    if extra:
-        raise BadRequest(f"{op}: unexpected argument {', '.join(map(str, extra))}")
-    for name, arg in schema.items():
-        value = args.get(name)
-        if not isinstance(value, str) or not re.fullmatch(arg.pattern, value):
-            raise BadRequest(f"{op}: {name} {value!r} is not valid: {arg.describe}")
-    return dict(args)
+
+def implements(name: str) -> Callable[[Method], Method]:
+    """Bind a method `(self, emit, **arguments)` of Operations to the allow-listed operation
+    `name`; its parameters after (self, emit) must be the operation's arguments.
+
+    >>> @implements("sh")
+    ... def op_sh(self: Operations, emit: Emit, c: str) -> str: ...
+    Traceback (most recent call last):
+    ...
+    TypeError: op_sh: 'sh' is not an allow-listed operation (protocol.OPERATIONS)
+    >>> @implements("set-relayhost")
+    ... def op_relay(self: Operations, emit: Emit, host: str) -> str: ...
+    Traceback (most recent call last):
+    ...
+    TypeError: op_relay: parameters (host) are not set-relayhost's arguments (relayhost)
+    """
+    def bind(method: Method) -> Method:
+        where = method.__qualname__
+        if name not in OPERATIONS:
+            raise TypeError(f"{where}: {name!r} is not an allow-listed operation "
+                            "(protocol.OPERATIONS)")
+        parameters = list(inspect.signature(method).parameters.values())[2:]  # self, emit
+        names = [p.name for p in parameters]
+        if (sorted(names) != sorted(OPERATIONS[name].args)
+                or any(p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                       or p.default is not p.empty for p in parameters)):
+            raise TypeError(f"{where}: parameters ({', '.join(names)}) are not {name}'s "
+                            f"arguments ({', '.join(OPERATIONS[name].args)})")
+        if name in IMPLEMENTATIONS:
+            raise TypeError(f"{where}: {name} is implemented already by "
+                            f"{IMPLEMENTATIONS[name].__qualname__}")
+        IMPLEMENTATIONS[name] = method
+        return method
+    return bind
+
+
+def unbound() -> list[str]:
+    """The allow-listed operations without an implementation (none, when all is well)."""
+    return sorted(set(OPERATIONS) - set(IMPLEMENTATIONS))
 
 
 def parse_upgrades(simulation: str) -> list[dict[str, str]]:
@@ -105,8 +94,12 @@ class Operations:
         self.web_user = web_user
 
     def perform(self, op: str, args: dict[str, str], emit: Emit) -> Any:
-        method = getattr(self, "op_" + op.replace("-", "_"))
-        return method(emit, **args)
+        """Run `op` with arguments validated by protocol.validate."""
+        method = IMPLEMENTATIONS.get(op)
+        if method is None:
+            raise BadRequest(f"{op} is allow-listed but has no implementation",
+                             hint="a bug of appliance-control: report it")
+        return method(self, emit, **args)
 
     # -- apt ---------------------------------------------------------------------------------
     def _apt(self, argv: list[str], emit: Emit) -> str:
@@ -124,15 +117,18 @@ class Operations:
             raise CommandFailed(full, proc.returncode, text)
         return text
 
+    @implements("ping")
     def op_ping(self, emit: Emit) -> str:
         return "pong"
 
+    @implements("apt-update")
     def op_apt_update(self, emit: Emit) -> str:
         emit(0, "Reading the package lists from the repositories")
         out = self._apt(["update"], emit)
         emit(100, "Package lists updated")
         return out
 
+    @implements("apt-upgrade")
     def op_apt_upgrade(self, emit: Emit) -> str:
         emit(0, "Installing updates")
         out = self._apt(["upgrade", "--yes", "-o", "Dpkg::Options::=--force-confdef",
@@ -140,6 +136,7 @@ class Operations:
         emit(100, "Updates installed")
         return out
 
+    @implements("list-upgrades")
     def op_list_upgrades(self, emit: Emit) -> list[dict[str, str]]:
         # A simulation: apt-get computes the upgrade and changes nothing.
         return parse_upgrades(run(["apt-get", "--simulate", "upgrade"]).stdout)
@@ -148,9 +145,11 @@ class Operations:
     def _backup_path(self, name: str) -> Path:
         path = self.backups / name
         if path.is_symlink() or not path.is_file():
-            raise VatoolsError(f"no backup named {name} in {self.backups}")
+            raise VatoolsError(f"no backup named {name} in {self.backups}",
+                               hint="reload the backups page: it lists the backups there")
         return path
 
+    @implements("backup-create")
     def op_backup_create(self, emit: Emit) -> dict[str, Any]:
         from vatools.backup.create import create_backup, default_output
         from vatools.backup.manifest import installed_appliance
@@ -168,6 +167,7 @@ class Operations:
         emit(100, "Backup written")
         return {"name": created.path.name}
 
+    @implements("backup-verify")
     def op_backup_verify(self, emit: Emit, name: str) -> str:
         from vatools.backup.archive import BackupFile
 
@@ -177,6 +177,7 @@ class Operations:
             return (f"OK: {backup.info.appliance} {backup.info.appliance_version}, "
                     f"{entries} entries, all checksums match")
 
+    @implements("backup-restore")
     def op_backup_restore(self, emit: Emit, name: str) -> str:
         from vatools.backup.restore import plan_restore, restore
 
@@ -188,11 +189,13 @@ class Operations:
         emit(100, "Restored")
         return "\n".join(said)
 
+    @implements("backup-delete")
     def op_backup_delete(self, emit: Emit, name: str) -> str:
         self._backup_path(name).unlink()
         return f"{name} deleted"
 
     # -- services and the machine -------------------------------------------------------------
+    @implements("restart-services")
     def op_restart_services(self, emit: Emit) -> str:
         from vatools.backup import actions
         from vatools.backup.manifest import installed_appliance
@@ -204,14 +207,17 @@ class Operations:
             actions.start_services(HOST, (unit,))
         return "restarted: " + (" ".join(services) or "(the appliance declares no services)")
 
+    @implements("reboot")
     def op_reboot(self, emit: Emit) -> str:
         run(["systemctl", "reboot"], hint="is systemd running this machine?")
         return "rebooting"
 
+    @implements("poweroff")
     def op_poweroff(self, emit: Emit) -> str:
         run(["systemctl", "poweroff"], hint="is systemd running this machine?")
         return "shutting down"
 
+    @implements("appliance-stats")
     def op_appliance_stats(self, emit: Emit) -> dict[str, str]:
         """The appliance's own figures (wiki pages...): its root-owned hook
         /usr/share/vatools/appliances/NAME/control-stats prints one JSON object."""
@@ -230,6 +236,7 @@ class Operations:
         except (ValueError, TypeError):
             raise CommandFailed([str(hook)], 0, output, "the hook must print one JSON object") from None
 
+    @implements("set-relayhost")
     def op_set_relayhost(self, emit: Emit, relayhost: str) -> str:
         from vatools.control import settings
 

@@ -7,6 +7,8 @@ An appliance's plugin package declares, in its dist-info entry_points.txt:
 
 and the named callable returns a `Plugin`, or None when its appliance is not the one installed
 (a plugin left behind by a replaced appliance). See docs/control-plugins.md for the whole API.
+A plugin declares no backup paths: the appliance package's control fields do
+(vatools.backup.manifest), read by the root helper, which never runs plugin code.
 A plugin that fails to load, or whose widgets fail, is shown on the dashboard as broken; the
 interface itself keeps working.
 """
@@ -18,10 +20,10 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import TYPE_CHECKING, Callable
 
+from vatools.control.protocol import HelperError
+
 if TYPE_CHECKING:
     from flask import Blueprint
-
-    from vatools.backup.manifest import BackupManifest
 
 GROUP = "vatools.control.plugins"
 log = logging.getLogger("appliance-control")
@@ -49,7 +51,6 @@ class Plugin:
     menu: tuple[MenuEntry, ...] = ()
     blueprint: Blueprint | None = None
     widgets: Callable[[], list[Widget]] = field(default=lambda: list[Widget]())
-    backup_manifest: Callable[[], BackupManifest] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,9 @@ def widgets_of(plugin: Plugin) -> tuple[list[Widget], str]:
     """The plugin's widgets, or the error that stopped them."""
     try:
         return list(plugin.widgets()), ""
+    except HelperError as e:  # the helper said what failed and what to do
+        log.warning("plugin %s: widgets failed: %s", plugin.name, e.message)
+        return [], e.describe()
     except Exception as e:  # noqa: BLE001
         log.exception("plugin %s: widgets failed", plugin.name)
         return [], f"{type(e).__name__}: {e}"

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 
-from vatools.control.ops import BACKUP_NAME
+from vatools.control.protocol import BACKUP_NAME
 from vatools.control.pages import config, job_json, jobs
 
 bp = Blueprint("backups", __name__)

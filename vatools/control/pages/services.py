@@ -34,5 +34,5 @@ def act(action: str) -> Any:
     try:
         flash(str(client().call(op)))
     except HelperError as e:
-        flash(f"{title} failed: {e.message}" + (f"\n{e.output}" if e.output else ""))
+        flash(f"{title} failed: {e.describe()}")
     return redirect(url_for("services.index"))

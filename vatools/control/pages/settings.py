@@ -31,5 +31,5 @@ def relayhost() -> Any:
         flash("Saved: " + str(client().call("set-relayhost",
                                             {"relayhost": request.form.get("relayhost", "").strip()})))
     except HelperError as e:
-        flash(f"Not saved: {e.message}" + (f"\n{e.output}" if e.output else ""))
+        flash(f"Not saved: {e.describe()}")
     return redirect(url_for("settings.index"))

@@ -20,7 +20,7 @@ def index() -> Any:
         try:
             upgrades = client().call("list-upgrades")
         except HelperError as e:
-            error = e.message + ("\n" + e.output if e.output else "")
+            error = e.describe()
     return render_template("updates.html", job=job, upgrades=upgrades, error=error)
 
 

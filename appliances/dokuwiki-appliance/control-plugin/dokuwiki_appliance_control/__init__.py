@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import request
 
-from vatools.backup.manifest import BackupManifest, installed_appliance
+from vatools.backup.manifest import installed_appliance
 from vatools.control.pages import client
 from vatools.control.plugins import Plugin, Widget
 from vatools.control.sysinfo import Cached
@@ -31,10 +31,6 @@ def widgets() -> list[Widget]:
             Widget("Wiki", "Open the wiki", wiki_url("/dokuwiki/"))]
 
 
-def manifest() -> BackupManifest:
-    return installed_appliance(HOST).manifest()
-
-
 def plugin() -> Plugin | None:
     """The plugin, when dokuwiki-appliance is the appliance installed (a replaced appliance's
     plugin package may stay behind)."""
@@ -43,4 +39,4 @@ def plugin() -> Plugin | None:
             return None
     except VatoolsError:
         return None
-    return Plugin(name="dokuwiki", title="DokuWiki", widgets=widgets, backup_manifest=manifest)
+    return Plugin(name="dokuwiki", title="DokuWiki", widgets=widgets)

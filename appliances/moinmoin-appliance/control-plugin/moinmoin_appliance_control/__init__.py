@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, render_template, request
 
-from vatools.backup.manifest import BackupManifest, installed_appliance
+from vatools.backup.manifest import installed_appliance
 from vatools.control.client import HelperError
 from vatools.control.pages import client, job_json
 from vatools.control.pages.backups import listing
@@ -37,7 +37,7 @@ def wiki() -> Any:
     try:
         stats = _stats.get()
     except HelperError as e:
-        error = e.message
+        error = e.describe()
     return render_template("moinmoin_wiki.html", stats=stats, error=error, wiki=wiki_url(),
                            backups=listing(), job=job_json("backups"))
 
@@ -47,10 +47,6 @@ def widgets() -> list[Widget]:
     return [Widget("Wiki items", stats.get("items", "?")),
             Widget("Revisions", stats.get("revisions", "?")),
             Widget("Wiki", "Open the wiki", wiki_url())]
-
-
-def manifest() -> BackupManifest:
-    return installed_appliance(HOST).manifest()
 
 
 def plugin() -> Plugin | None:
@@ -63,4 +59,4 @@ def plugin() -> Plugin | None:
         return None
     return Plugin(name="moinmoin", title="MoinMoin wiki",
                   menu=(MenuEntry("Wiki", "moinmoin.wiki"),), blueprint=bp,
-                  widgets=widgets, backup_manifest=manifest)
+                  widgets=widgets)
