@@ -16,12 +16,18 @@ The default contents cover what vatools distinguishes:
                          libblog 3            a library
                          notes 2.0            provides virtual-appliance from this version on
                          broken-appliance 1   depends on a package nobody has
+
+`use_file_repository` swaps the source for a `file:` repository whose files exist, for apt's
+verified downloads (apt's file method hashes them where they lie; nothing leaves the machine).
 """
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
+
+import apt_pkg
 
 SOURCE = "deb [trusted=yes] http://127.0.0.1/repo bookworm main"
 SEED_SHA256 = "5" * 64
@@ -161,3 +167,26 @@ def make_tree(root: Path, status: str | None = None, packages: str | None = None
         PACKAGES.format(zeros="0" * 64, seed_sha256=SEED_SHA256) if packages is None else packages
     )
     return root
+
+
+def use_file_repository(root: Path, repository: Path, debs: dict[str, bytes]) -> None:
+    """Make `repository` (a directory) the tree's only source, holding package NAME 1.0 with the
+    given bytes for each item of `debs`; each provides virtual-appliance. apt checks hashes and
+    sizes only, so the bytes need not be a real .deb."""
+    repository.mkdir(parents=True, exist_ok=True)
+    stanzas = []
+    for name, data in debs.items():
+        filename = f"{name}_1.0_all.deb"
+        (repository / filename).write_bytes(data)
+        stanzas.append(
+            f"Package: {name}\nVersion: 1.0\nArchitecture: all\nProvides: virtual-appliance\n"
+            f"Filename: ./{filename}\nSize: {len(data)}\n"
+            f"SHA256: {hashlib.sha256(data).hexdigest()}\nDescription: {name}\n"
+        )
+    uri = f"file:{repository}"
+    (root / "etc/apt/sources.list.d/test.list").write_text(f"deb [trusted=yes] {uri} ./\n")
+    lists = root / "var/lib/apt/lists"
+    for old in lists.glob("*_Packages"):
+        old.unlink()
+    # apt names a list file after its URI, quoting some characters ("_" among them).
+    (lists / apt_pkg.uri_to_filename(f"{uri}/./Packages")).write_text("\n".join(stanzas))

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from vatools import aptq  # imports apt_pkg only: configures nothing
-from tests.support.fake_debian import SEED_SHA256, make_tree
+from tests.support.fake_debian import SEED_SHA256, make_tree, use_file_repository
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -223,6 +223,78 @@ def test_open_cache_turns_apt_errors_into_a_refusal_naming_the_tree(tree):
     assert proc.returncode != 0
     assert f"VatoolsError: cannot read apt's package lists of {tree}: " in proc.stderr
     assert "test.list" in proc.stderr  # apt's own words name the file at fault
+
+
+@pytest.fixture
+def file_repository(tmp_path: Path) -> tuple[Path, Path]:
+    """A tree with nothing installed whose one source is a file: repository (root, repository)."""
+    root = make_tree(tmp_path / "root", status="")
+    repository = tmp_path / "repo"
+    use_file_repository(root, repository, {"tinyapp": b"tinyapp's bytes"})
+    (repository / "tinyapp.seed").write_text("tinyapp tinyapp/title string T\n")
+    return root, repository
+
+
+FETCH = """
+import apt.progress.base
+aptq.mark_all(cache, ["tinyapp"])
+def fetch():
+    paths = aptq.fetch_archives(cache, apt.progress.base.AcquireProgress())
+    print(json.dumps({name: str(path) for name, path in paths.items()}))
+failed = refusal(fetch)
+if failed:
+    print(json.dumps(failed))
+"""
+
+
+def test_fetch_archives_gives_the_file_apt_verified_for_each_package(file_repository):
+    root, repository = file_repository
+    assert in_tree(root, FETCH) == {"tinyapp": str(repository / "tinyapp_1.0_all.deb")}
+
+
+def test_fetch_archives_refuses_a_file_whose_hash_is_not_the_index_one(file_repository):
+    root, repository = file_repository
+    (repository / "tinyapp_1.0_all.deb").write_bytes(b"tinyapp's BYTES")  # same size
+    got = in_tree(root, FETCH)
+    assert got["message"].startswith(
+        f"downloading packages failed: file:{repository}/./tinyapp_1.0_all.deb: Hash Sum mismatch"
+    )
+    assert got["hint"] == "check the network and apt sources"
+
+
+def test_acquire_progress_drives_a_progress_bar(file_repository):
+    root, _ = file_repository
+    got = in_tree(
+        root,
+        """
+        class Bar:
+            calls = []
+            def update(self, percent, text):
+                self.calls.append(["update", percent, text])
+            def done(self, text):
+                self.calls.append(["done", text])
+        bar = Bar()
+        aptq.mark_all(cache, ["tinyapp"])
+        aptq.fetch_archives(cache, aptq.acquire_progress(bar))
+        print(json.dumps(bar.calls))
+        """,
+    )
+    assert got[-1][0] == "done"
+    assert got[-1][1].startswith("1 files, ") and got[-1][1].endswith(" MB fetched")
+    assert all(0 <= call[1] <= 100 for call in got if call[0] == "update")
+
+
+def test_fetch_uri_gives_a_files_bytes_or_none_when_it_does_not_exist(file_repository):
+    root, repository = file_repository
+    got = in_tree(
+        root,
+        f"""
+        found = aptq.fetch_uri("file:{repository}/tinyapp.seed")
+        missing = aptq.fetch_uri("file:{repository}/other.seed")
+        print(json.dumps([found.decode(), missing]))
+        """,
+    )
+    assert got == ["tinyapp tinyapp/title string T\n", None]
 
 
 def test_sha256():
