@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from vatools import aptq  # imports apt_pkg only: configures nothing
 from tests.support.fake_debian import SEED_SHA256, make_tree, use_file_repository
+from vatools import aptq  # imports apt_pkg only: configures nothing
 
 REPO = Path(__file__).resolve().parents[2]
 
