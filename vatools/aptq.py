@@ -151,6 +151,8 @@ def _refuse_unresolved(cache, wanted) -> None:  # type: ignore[no-untyped-def]
         if not group.target_versions
     ]
     detail = f"nothing provides {', '.join(missing)}" if missing else ", ".join(broken[:10])
+    # Nothing missing and nothing broken: the resolver kept a package back, e.g. for a conflict.
+    detail = detail or "apt's resolver found no solution, e.g. packages that conflict"
     names_text = " ".join(names)
     raise VatoolsError(
         f"apt cannot install {names_text}: unmet dependencies ({detail})",

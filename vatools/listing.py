@@ -48,9 +48,9 @@ def _recorded_seed(target: Target, name: str) -> str:
     path = target.path(f"{INSTALL_RECORDS}/{name}.json")
     try:
         seed = json.loads(path.read_text())["seed"]
-    except (OSError, ValueError, KeyError):
+        return f"{seed['source']}: {seed['where']}"
+    except (OSError, ValueError, KeyError, TypeError):  # no record, or one cut short or edited
         return "unknown (not installed by vainstall)"
-    return f"{seed['source']}: {seed['where']}"
 
 
 def with_available(target: Target, entries: list[ApplianceEntry]) -> list[ApplianceEntry]:

@@ -32,7 +32,7 @@ def _valist(args: argparse.Namespace) -> int:
     from vatools import listing
 
     target = common.target(args)
-    entries = [] if args.available else listing.installed(target)
+    entries = listing.installed(target)  # with --available too, or installed ones pass as available
     if not args.installed:
         entries = listing.with_available(target, entries)
         if args.available:
