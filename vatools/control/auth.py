@@ -40,7 +40,8 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def hash_password(password: str, n: int = SCRYPT_N, salt: bytes | None = None) -> str:
+def hash_password(password: str, n: int | None = None, salt: bytes | None = None) -> str:
+    n = SCRYPT_N if n is None else n
     salt = os.urandom(16) if salt is None else salt
     with _SCRYPT_SLOTS:
         digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=SCRYPT_R, p=SCRYPT_P,
