@@ -87,8 +87,8 @@ class CountingInput(io.BytesIO):
 
 # 4: anonymous requests cost nothing
 
-def test_anonymous_large_post_is_refused_unread_and_unspooled(app: flask.Flask,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_anonymous_large_post_is_refused_unread_and_unspooled(
+        app: flask.Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     spooled: list[Any] = []
     original = flask.Request._get_file_stream
 
@@ -100,7 +100,8 @@ def test_anonymous_large_post_is_refused_unread_and_unspooled(app: flask.Flask,
     client = app.test_client()
     token = _csrf(client.get("/login").get_data(as_text=True))
     boundary = "b0undary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{token}\r\n"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n"
+            f"{token}\r\n"
             f"--{boundary}\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x.bin\"\r\n"
             "Content-Type: application/octet-stream\r\n\r\n").encode() \
         + b"x" * (10 * 1024**2) + f"\r\n--{boundary}--\r\n".encode()
@@ -123,7 +124,7 @@ def test_anonymous_large_post_is_refused_unread_and_unspooled(app: flask.Flask,
 def test_only_the_logged_in_backup_upload_takes_a_large_body(app: flask.Flask) -> None:
     anonymous = app.test_client()
     big = b"x" * (1024**2)
-    upload = {"backup": (io.BytesIO(big), "appliance-20261129-000000.abf")}
+    upload: dict[str, Any] = {"backup": (io.BytesIO(big), "appliance-20261129-000000.abf")}
     assert anonymous.post("/backups/upload", data=upload).status_code == 413
     client = app.test_client()
     token = _login(client)
@@ -153,7 +154,8 @@ def test_a_cookie_copied_before_logout_or_password_change_is_dead(app: flask.Fla
     copied = _session_cookie(client.get("/"))
     assert thief.get("/", headers={"Cookie": copied}).status_code == 200
     answer = client.post("/password", data={"csrf_token": token, "current": PASSWORD,
-                                             "new": "another-long-one", "again": "another-long-one"})
+                                             "new": "another-long-one",
+                                             "again": "another-long-one"})
     assert answer.status_code == 302
     assert client.get("/").status_code == 200  # the changing browser goes on
     assert thief.get("/", headers={"Cookie": copied}).status_code == 302
@@ -277,7 +279,8 @@ def test_the_password_change_is_rate_limited(app: flask.Flask) -> None:
                                                  "again": "another-long-one"})
         assert answer.status_code == 403
     answer = client.post("/password", data={"csrf_token": token, "current": PASSWORD,
-                                             "new": "another-long-one", "again": "another-long-one"})
+                                             "new": "another-long-one",
+                                             "again": "another-long-one"})
     assert answer.status_code == 429 and "Try again in" in answer.get_data(as_text=True)
 
 

@@ -78,7 +78,7 @@ def create_app(config: Config | None = None,
         MAX_CONTENT_LENGTH=guard.SMALL_BODY,
     )
     if config.trusted_proxies:
-        app.wsgi_app = guard.TrustedProxies(  # type: ignore[method-assign]
+        app.wsgi_app = guard.TrustedProxies(  # type: ignore[method-assign,assignment]
             app.wsgi_app, config.trusted_proxies)
     app.extensions["control.config"] = config
     client = HelperClient(config.socket)
@@ -101,7 +101,8 @@ def create_app(config: Config | None = None,
             if plugin.blueprint is not None:
                 app.register_blueprint(plugin.blueprint, url_prefix=f"/plugins/{plugin.name}")
             good.append(plugin)
-        except (Exception, SystemExit) as e:  # noqa: BLE001 - a clash of names must not stop the interface
+        # a clash of names, or any failure of foreign code, must not stop the interface
+        except (Exception, SystemExit) as e:  # noqa: BLE001
             app.extensions["control.broken"].append(Broken(plugin.name, f"{type(e).__name__}: {e}"))
     app.extensions["control.plugins"] = good
     with app.test_request_context():

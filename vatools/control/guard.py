@@ -83,9 +83,10 @@ def host_allowed(header: str, allowed: tuple[str, ...], names: frozenset[str]) -
     another site, its name rebound to this machine's address, is refused.
 
     >>> names = frozenset({"localhost", "box"})
-    >>> [host_allowed(h, (), names) for h in ("box:8080", "192.0.2.1", "[::1]:8080", "evil.example")]
+    >>> [host_allowed(h, (), names) for h in ("box:8080", "192.0.2.1", "[::1]:80", "evil.example")]
     [True, True, True, False]
-    >>> host_allowed("wiki.example.org", ("wiki.example.org",), names), host_allowed("box", ("x",), names)
+    >>> wiki = ("wiki.example.org",)
+    >>> host_allowed("wiki.example.org", wiki, names), host_allowed("box", wiki, names)
     (True, False)
     """
     name = host_name(header)

@@ -69,7 +69,8 @@ def load_plugins(group: str = GROUP) -> tuple[list[Plugin], list[Broken]]:
             if not isinstance(made, Plugin):
                 raise TypeError(f"{entry.value} returned {type(made).__name__}, not a Plugin")
             plugins.append(made)
-        except (Exception, SystemExit) as e:  # noqa: BLE001 - any failure of foreign code is reported
+        # any failure of foreign code is reported, an exit included
+        except (Exception, SystemExit) as e:  # noqa: BLE001
             log.exception("plugin %s failed to load", entry.name)
             broken.append(Broken(entry.name, f"{type(e).__name__}: {e}"))
     return plugins, broken
