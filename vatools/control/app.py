@@ -1,8 +1,9 @@
 """The Flask application: create_app() wires configuration, auth, helper, jobs, pages, plugins.
 
 gunicorn serves it as `vatools.control.app:create_app()` (gunicorn_conf.py).
-Every request but the login page needs a logged-in session; every state-changing request
-needs the session's CSRF token (form field `csrf_token` or header X-CSRF-Token).
+Every request passes guard.py's checks first (Host header, body size, a live session for
+every page but the login page, the CSRF token of every state-changing request: form field
+`csrf_token` or header X-CSRF-Token), before any plugin's hook.
 """
 
 from __future__ import annotations
