@@ -1,62 +1,94 @@
 """The Flask application: create_app() wires configuration, auth, helper, jobs, pages, plugins.
 
 gunicorn serves it as `vatools.control.app:create_app()` (gunicorn_conf.py).
-Every request but the login page needs a logged-in session; every state-changing request
-needs the session's CSRF token (form field `csrf_token` or header X-CSRF-Token).
+Every request passes guard.py's checks first (Host header, body size, a live session for
+every page but the login page, the CSRF token of every state-changing request: form field
+`csrf_token` or header X-CSRF-Token), before any plugin's hook.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-from pathlib import Path
+import logging
 from typing import Any
 
-from flask import Flask, abort, g, redirect, request, session, url_for
-from werkzeug.middleware.proxy_fix import ProxyFix
+from flask import Flask, session, url_for
 
-from vatools.control import auth
+from vatools.control import auth, guard
 from vatools.control.client import HelperClient
 from vatools.control.config import Config
 from vatools.control.jobs import Jobs
 from vatools.control.plugins import Broken, Plugin, load_plugins
+from vatools.control.sessions import Sessions, signing_key
 
-PUBLIC_ENDPOINTS = {"account.login"}
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+log = logging.getLogger("appliance-control")
 
 
-def _session_key(path: Path) -> bytes:
-    """The cookie-signing key, made on first start and kept (sessions survive a restart)."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        key = secrets.token_bytes(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(key)
-        return key
+class ControlFlask(Flask):
+    """Flask whose guard runs before every other request hook, a plugin's included (its
+    before_app_request or url_value_preprocessor would otherwise run first), and where a
+    plugin's SystemExit is an error of that request, not the end of the worker."""
+
+    request_class = guard.ControlRequest
+    guard_check: Any = None
+
+    def preprocess_request(self) -> Any:
+        answer = self.guard_check()
+        if answer is not None:
+            return answer
+        try:
+            return super().preprocess_request()
+        except SystemExit as e:
+            raise RuntimeError(f"a request hook called exit ({e.code})") from e
+
+    def dispatch_request(self) -> Any:
+        try:
+            return super().dispatch_request()
+        except SystemExit as e:
+            raise RuntimeError(f"the page called exit ({e.code})") from e
+
+
+def _menu(app: Flask) -> list[tuple[str, str]]:
+    """The plugins' menu entries as (label, URL); a plugin whose entry does not build (an
+    unknown endpoint, say) is shown as broken and leaves the menu, not every page failing."""
+    entries = []
+    broken: list[Broken] = app.extensions["control.broken"]
+    for plugin in app.extensions["control.plugins"]:
+        if any(b.name == plugin.name for b in broken):
+            continue
+        try:
+            built = [(str(entry.label), url_for(entry.endpoint)) for entry in plugin.menu]
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - foreign code
+            log.exception("plugin %s: menu failed", plugin.name)
+            broken.append(Broken(plugin.name, f"menu: {type(e).__name__}: {e}"))
+            continue
+        entries.extend(built)
+    return entries
 
 
 def create_app(config: Config | None = None,
                plugins: tuple[list[Plugin], list[Broken]] | None = None) -> Flask:
     config = config if config is not None else Config.load()
-    conf: Config = config  # for the closures below
-    app = Flask(__name__, static_folder=None)
+    app = ControlFlask(__name__, static_folder=None)
     app.config.update(
-        SECRET_KEY=_session_key(config.session_key_file),
+        SECRET_KEY=signing_key(config.session_key_file),
         SESSION_COOKIE_NAME="appliance_control",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         SESSION_COOKIE_SECURE=config.secure_cookies,
-        MAX_CONTENT_LENGTH=8 * 1024**3,  # uploaded backups
+        # Every request's limit is guard.SMALL_BODY, raised after login for the upload only.
+        MAX_CONTENT_LENGTH=guard.SMALL_BODY,
     )
-    if config.behind_proxy:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign,assignment]
+    if config.trusted_proxies:
+        app.wsgi_app = guard.TrustedProxies(  # type: ignore[method-assign,assignment]
+            app.wsgi_app, config.trusted_proxies)
     app.extensions["control.config"] = config
     client = HelperClient(config.socket)
     app.extensions["control.client"] = client
     app.extensions["control.jobs"] = Jobs(client, config.jobs_dir)
     app.extensions["control.ratelimit"] = auth.RateLimit(path=config.state_dir / "login-failures")
+    sessions = Sessions(config.sessions_file, config.session_idle, config.session_lifetime)
+    app.extensions["control.sessions"] = sessions
+    app.guard_check = guard.guard(config, sessions, guard.own_names())
     loaded, broken = plugins if plugins is not None else load_plugins()
     app.extensions["control.broken"] = list(broken)
 
@@ -70,27 +102,12 @@ def create_app(config: Config | None = None,
             if plugin.blueprint is not None:
                 app.register_blueprint(plugin.blueprint, url_prefix=f"/plugins/{plugin.name}")
             good.append(plugin)
-        except Exception as e:  # noqa: BLE001 - a clash of names must not stop the interface
+        # a clash of names, or any failure of foreign code, must not stop the interface
+        except (Exception, SystemExit) as e:  # noqa: BLE001
             app.extensions["control.broken"].append(Broken(plugin.name, f"{type(e).__name__}: {e}"))
     app.extensions["control.plugins"] = good
-
-    @app.before_request
-    def guard() -> Any:
-        g.config = conf
-        if request.endpoint not in PUBLIC_ENDPOINTS:
-            stored = auth.read_hash(conf.password_file)
-            if (not session.get("admin") or stored is None
-                    or session.get("pw") != auth.fingerprint(stored)):
-                session.pop("admin", None)
-                if request.method in SAFE_METHODS:
-                    return redirect(url_for("account.login", next=request.path))
-                abort(401)
-        if request.method not in SAFE_METHODS:
-            given = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token")
-            if not auth.csrf_ok(session.get("csrf"), given):
-                abort(400, "the form's security token is missing or stale: reload the page "
-                           "and try again")
-        return None
+    with app.test_request_context():
+        _menu(app)  # a broken menu shows on the dashboard from the start
 
     @app.after_request
     def headers(response: Any) -> Any:
@@ -104,7 +121,11 @@ def create_app(config: Config | None = None,
     def common() -> dict[str, Any]:
         if "csrf" not in session:
             session["csrf"] = auth.new_csrf_token()
-        return {"csrf_token": session["csrf"], "plugins": app.extensions["control.plugins"],
-                "logged_in": bool(session.get("admin"))}
+        broken = {b.name for b in app.extensions["control.broken"]}
+        logged_in = bool(session.get("admin"))
+        return {"csrf_token": session["csrf"],
+                "plugins": [p for p in app.extensions["control.plugins"] if p.name not in broken],
+                "plugin_menu": _menu(app) if logged_in else [],
+                "logged_in": logged_in}
 
     return app

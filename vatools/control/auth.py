@@ -1,4 +1,5 @@
-"""The admin password (a salted scrypt hash on disk), CSRF tokens and the login rate limit.
+"""The admin password (a salted scrypt hash on disk), CSRF tokens, the login rate limit and
+the check of a redirect target.
 
 >>> stored = hash_password("correct horse", n=2**10)
 >>> stored.startswith("scrypt$")
@@ -14,6 +15,7 @@ import contextlib
 import fcntl
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import secrets
@@ -25,19 +27,25 @@ from typing import Iterator
 
 from vatools.errors import VatoolsError
 
-# scrypt with n=2**15, r=8 costs 32 MiB and ~50-100 ms: cheap for one login, dear for guessing.
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
+# scrypt at OWASP's recommendation (2024): N=2**17, r=8, p=1 costs 128 MiB and ~0.3 s: cheap
+# for one login, dear for guessing. Hashes made with other parameters (2**15 before) still
+# verify, and are made anew at the next login (needs_rehash).
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**17, 8, 1
 MIN_PASSWORD = 10
+# At most two scrypt computations at once per process: 128 MiB each, whatever the concurrency.
+_SCRYPT_SLOTS = threading.BoundedSemaphore(2)
 
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def hash_password(password: str, n: int = SCRYPT_N, salt: bytes | None = None) -> str:
+def hash_password(password: str, n: int | None = None, salt: bytes | None = None) -> str:
+    n = SCRYPT_N if n is None else n
     salt = os.urandom(16) if salt is None else salt
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=SCRYPT_R, p=SCRYPT_P,
-                            maxmem=2 * 128 * n * SCRYPT_R, dklen=32)
+    with _SCRYPT_SLOTS:
+        digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=SCRYPT_R, p=SCRYPT_P,
+                                maxmem=2 * 128 * n * SCRYPT_R, dklen=32)
     return f"scrypt${n}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
 
 
@@ -54,11 +62,26 @@ def verify_password(password: str, stored: str) -> bool:
         kind, n, r, p, salt, digest = stored.strip().split("$")
         if kind != "scrypt":
             return False
-        actual = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n),
-                                r=int(r), p=int(p), maxmem=2 * 128 * int(n) * int(r), dklen=32)
+        with _SCRYPT_SLOTS:
+            actual = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n),
+                                    r=int(r), p=int(p), maxmem=2 * 128 * int(n) * int(r),
+                                    dklen=32)
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(actual, base64.b64decode(digest))
+
+
+def needs_rehash(stored: str) -> bool:
+    """True for a hash made with weaker parameters than today's (SCRYPT_N, SCRYPT_R, SCRYPT_P).
+
+    >>> needs_rehash(hash_password("x", n=2**10)), needs_rehash(f"scrypt${SCRYPT_N}$8$1$s$d")
+    (True, False)
+    """
+    try:
+        kind, n, r, p, _salt, _digest = stored.strip().split("$")
+        return kind != "scrypt" or (int(n), int(r), int(p)) < (SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    except ValueError:
+        return True
 
 
 def fingerprint(stored: str) -> str:
@@ -90,6 +113,37 @@ def check_new_password(password: str, again: str) -> None:
                            f"at least {MIN_PASSWORD} are needed")
 
 
+def safe_path(target: str | None, fallback: str) -> str:
+    """`target` when it is a path on this site, else `fallback`: never an absolute or
+    scheme-relative URL (no open redirect through a `next` or `back` field).
+
+    >>> [safe_path(t, "/") for t in ("/backups", "//evil.example", "/\\\\evil", "https://x", None)]
+    ['/backups', '/', '/', '/', '/']
+    """
+    if (target and target.startswith("/") and not target.startswith(("//", "/\\"))
+            and not any(c in target for c in "\\\r\n\t")):
+        return target
+    return fallback
+
+
+def client_key(address: str) -> str:
+    """The rate limit's key of a client address: an IPv6 address counts as its /64 (one
+    host usually holds the whole /64), an IPv4-mapped one as its IPv4 address.
+
+    >>> client_key("2001:db8:1:2:aaaa::1"), client_key("::ffff:192.0.2.7"), client_key("x")
+    ('2001:db8:1:2::/64', '192.0.2.7', 'x')
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 def new_csrf_token() -> str:
     return secrets.token_urlsafe(32)
 
@@ -99,36 +153,47 @@ def csrf_ok(expected: str | None, given: str | None) -> bool:
 
 
 class RateLimit:
-    """At most `attempts` failed logins per client address in `window` seconds.
+    """At most `attempts` login attempts per client key in `window` seconds (a success clears
+    that key's), and at most `total` attempts of all clients together (guessing from many
+    addresses at once). An attempt is recorded before the password is checked, so concurrent
+    guesses cannot slip past the count; a refused attempt is not recorded, and every write
+    drops the entries older than the window, so the record stays at most `total` entries.
 
-    With a `path`, the failures are kept in that file (under a lock), so every worker process
-    of the web server counts the same failures.
+    With a `path`, the attempts are kept in that file (under a lock), so every worker process
+    of the web server counts the same attempts.
 
-    >>> limit = RateLimit(attempts=2, window=60)
-    >>> limit.fail("a", now=0.0); limit.fail("a", now=1.0)
-    >>> limit.wait("a", now=2.0), limit.wait("b", now=2.0)
-    (58, 0)
+    >>> limit = RateLimit(attempts=2, window=60, total=3)
+    >>> limit.attempt("a", now=0.0), limit.attempt("a", now=1.0), limit.attempt("a", now=2.0)
+    (0, 0, 58)
+    >>> limit.attempt("b", now=2.0), limit.attempt("c", now=3.0)
+    (0, 57)
+    >>> limit.attempt("c", now=61.0)
+    0
     """
 
-    def __init__(self, attempts: int = 5, window: float = 300, path: Path | None = None) -> None:
+    def __init__(self, attempts: int = 5, window: float = 300, path: Path | None = None,
+                 total: int = 100) -> None:
         self.attempts = attempts
         self.window = window
         self.path = path
+        self.total = total
         self._memory: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
     def _failures(self) -> Iterator[dict[str, list[float]]]:
-        """The failures by address, locked for this thread and process; saved afterwards."""
+        """The attempts by key, locked for this thread and process; saved afterwards."""
         with self._lock:
             if self.path is None:
                 yield self._memory
                 return
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "r+") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 try:
                     failures = json.loads(handle.read() or "{}")
+                    if not isinstance(failures, dict):
+                        failures = {}
                 except ValueError:
                     failures = {}
                 yield failures
@@ -136,27 +201,48 @@ class RateLimit:
                 handle.truncate()
                 handle.write(json.dumps(failures))
 
-    def _recent(self, failures: dict[str, list[float]], key: str, now: float) -> list[float]:
-        recent = [t for t in failures.get(key, []) if now - t < self.window]
-        if recent:
-            failures[key] = recent
-        else:
-            failures.pop(key, None)
-        return recent
+    def _prune(self, failures: dict[str, list[float]], now: float) -> None:
+        """Drop every key's entries older than the window (not only the asking key's)."""
+        for key in list(failures):
+            recent = [t for t in failures[key] if now - t < self.window]
+            if recent:
+                failures[key] = recent
+            else:
+                del failures[key]
+
+    def _wait(self, failures: dict[str, list[float]], key: str, now: float) -> int:
+        recent = failures.get(key, [])
+        if len(recent) >= self.attempts:
+            return int(recent[0] + self.window - now + 0.999)
+        everyone = sorted(t for times in failures.values() for t in times)
+        if len(everyone) >= self.total:
+            return int(everyone[-self.total] + self.window - now + 0.999)
+        return 0
+
+    def attempt(self, key: str, now: float | None = None) -> int:
+        """Record an attempt of `key` and return 0, or return the seconds it has to wait
+        (nothing recorded)."""
+        now = time.time() if now is None else now
+        with self._failures() as failures:
+            self._prune(failures, now)
+            wait = self._wait(failures, key, now)
+            if not wait:
+                failures.setdefault(key, []).append(now)
+            return wait
 
     def wait(self, key: str, now: float | None = None) -> int:
         """Seconds before `key` may try again (0: now)."""
         now = time.time() if now is None else now
         with self._failures() as failures:
-            recent = self._recent(failures, key, now)
-            if len(recent) < self.attempts:
-                return 0
-            return int(recent[0] + self.window - now + 0.999)
+            self._prune(failures, now)
+            return self._wait(failures, key, now)
 
     def fail(self, key: str, now: float | None = None) -> None:
+        """Record a failure of `key` without checking the limit."""
         now = time.time() if now is None else now
         with self._failures() as failures:
-            failures[key] = [*self._recent(failures, key, now), now]
+            self._prune(failures, now)
+            failures.setdefault(key, []).append(now)
 
     def succeed(self, key: str) -> None:
         with self._failures() as failures:

@@ -70,19 +70,42 @@ def load_plugins(group: str = GROUP) -> tuple[list[Plugin], list[Broken]]:
             if not isinstance(made, Plugin):
                 raise TypeError(f"{entry.value} returned {type(made).__name__}, not a Plugin")
             plugins.append(made)
-        except Exception as e:  # noqa: BLE001 - any failure of foreign code is reported
+        # any failure of foreign code is reported, an exit included
+        except (Exception, SystemExit) as e:  # noqa: BLE001
             log.exception("plugin %s failed to load", entry.name)
             broken.append(Broken(entry.name, f"{type(e).__name__}: {e}"))
     return plugins, broken
 
 
+def link_allowed(link: str) -> bool:
+    """A widget's link: an http(s) URL or a path of this site, never javascript: or data:.
+
+    >>> [link_allowed(x) for x in ("https://w.example/", "/plugins/x", "javascript:alert(1)",
+    ...                            "//evil.example", " JavaScript:x", "data:text/html,x")]
+    [True, True, False, False, False, False]
+    """
+    if link.startswith("/"):
+        return not link.startswith(("//", "/\\"))
+    scheme, colon, rest = link.partition(":")
+    return bool(colon) and scheme.lower() in ("http", "https") and rest.startswith("//")
+
+
 def widgets_of(plugin: Plugin) -> tuple[list[Widget], str]:
-    """The plugin's widgets, or the error that stopped them."""
+    """The plugin's widgets as plain strings, or the error that stopped them (a widget that
+    is not a Widget, a link that is not http(s), SystemExit included)."""
     try:
-        return list(plugin.widgets()), ""
+        found = []
+        for widget in plugin.widgets():
+            if not isinstance(widget, Widget):
+                raise TypeError(f"{type(widget).__name__} is not a Widget")
+            label, value, link = str(widget.label), str(widget.value), str(widget.link or "")
+            if link and not link_allowed(link):
+                raise ValueError(f"widget {label!r}: link {link!r} is not http(s)")
+            found.append(Widget(label, value, link))
+        return found, ""
     except HelperError as e:  # the helper said what failed and what to do
         log.warning("plugin %s: widgets failed: %s", plugin.name, e.message)
         return [], e.describe()
-    except Exception as e:  # noqa: BLE001
+    except (Exception, SystemExit) as e:  # noqa: BLE001
         log.exception("plugin %s: widgets failed", plugin.name)
         return [], f"{type(e).__name__}: {e}"

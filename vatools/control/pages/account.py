@@ -8,16 +8,34 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 
 from vatools.control import auth
 from vatools.control.pages import config
+from vatools.control.sessions import Sessions
 from vatools.errors import VatoolsError
 
 bp = Blueprint("account", __name__)
 
 
-def _safe_next(target: str | None) -> str:
-    # Only a path on this site: never an absolute URL (no open redirect).
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return url_for("dashboard.index")
+def _limit() -> auth.RateLimit:
+    value: auth.RateLimit = current_app.extensions["control.ratelimit"]
+    return value
+
+
+def _sessions() -> Sessions:
+    value: Sessions = current_app.extensions["control.sessions"]
+    return value
+
+
+def _client() -> str:
+    """The rate limit's key of this client (X-Forwarded-For counts only from a trusted proxy:
+    guard.TrustedProxies)."""
+    return auth.client_key(request.remote_addr or "unknown")
+
+
+def _start_session(stored: str, csrf: str | None = None) -> None:
+    session.clear()  # a fresh session (and CSRF token unless given) on login
+    session.update(_sessions().start())
+    session["admin"] = True
+    session["pw"] = auth.fingerprint(stored)
+    session["csrf"] = csrf or auth.new_csrf_token()
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -26,27 +44,28 @@ def login() -> Any:
     if request.method == "GET":
         return render_template("login.html", no_password=stored is None,
                                next=request.args.get("next", ""))
-    limit: auth.RateLimit = current_app.extensions["control.ratelimit"]
-    client = request.remote_addr or "unknown"
-    wait = limit.wait(client)
+    client = _client()
+    # The attempt counts before the password is checked: concurrent guesses cannot pass.
+    wait = _limit().attempt(client)
     if wait:
         return render_template(
-            "login.html", error=f"Too many failed logins from {client}. Try again in {wait} "
-            "seconds.", next=request.form.get("next", "")), 429
-    if stored is None or not auth.verify_password(request.form.get("password", ""), stored):
-        limit.fail(client)
+            "login.html", error=f"Too many failed logins from {request.remote_addr}. "
+            f"Try again in {wait} seconds.", next=request.form.get("next", "")), 429
+    password = request.form.get("password", "")
+    if stored is None or not auth.verify_password(password, stored):
         return render_template("login.html", error="Wrong password.", no_password=stored is None,
                                next=request.form.get("next", "")), 403
-    limit.succeed(client)
-    session.clear()  # a fresh session (and CSRF token) on login
-    session["admin"] = True
-    session["pw"] = auth.fingerprint(stored)
-    session["csrf"] = auth.new_csrf_token()
-    return redirect(_safe_next(request.form.get("next")))
+    _limit().succeed(client)
+    if auth.needs_rehash(stored):  # a hash of weaker parameters: made anew at today's
+        stored = auth.hash_password(password)
+        auth.write_hash(config().password_file, stored)
+    _start_session(stored)
+    return redirect(auth.safe_path(request.form.get("next"), url_for("dashboard.index")))
 
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> Any:
+    _sessions().end(session)  # the cookie, even copied, is no longer valid
     session.clear()
     flash("You are logged out.")
     return redirect(url_for("account.login"))
@@ -56,9 +75,15 @@ def logout() -> Any:
 def password() -> Any:
     if request.method == "GET":
         return render_template("password.html")
+    client = "password " + _client()
+    wait = _limit().attempt(client)
+    if wait:
+        return render_template("password.html", error="Too many wrong current passwords. "
+                               f"Try again in {wait} seconds."), 429
     stored = auth.read_hash(config().password_file) or ""
     if not auth.verify_password(request.form.get("current", ""), stored):
         return render_template("password.html", error="The current password is wrong."), 403
+    _limit().succeed(client)
     new = request.form.get("new", "")
     try:
         auth.check_new_password(new, request.form.get("again", ""))
@@ -66,6 +91,7 @@ def password() -> Any:
         return render_template("password.html", error=f"Not changed: {e.message}."), 400
     hashed = auth.hash_password(new)
     auth.write_hash(config().password_file, hashed)
-    session["pw"] = auth.fingerprint(hashed)  # this session stays; every other one ends
+    _sessions().end_all()  # every session ends, copies of this one's cookie included
+    _start_session(hashed, session.get("csrf"))  # this browser goes on in a new session
     flash("Password changed. Other sessions are logged out.")
     return redirect(url_for("dashboard.index"))

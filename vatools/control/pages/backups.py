@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, send_file, url_for
 
+from vatools.control import auth
 from vatools.control.protocol import BACKUP_NAME
 from vatools.control.pages import config, job_json, jobs
 
@@ -46,7 +47,7 @@ def index() -> Any:
 @bp.route("/backups/create", methods=["POST"])
 def create() -> Any:
     jobs().start("backups", "backup-create", "Creating a backup")
-    return redirect(request.form.get("back") or url_for("backups.index"))
+    return redirect(auth.safe_path(request.form.get("back"), url_for("backups.index")))
 
 
 @bp.route("/backups/upload", methods=["POST"])
@@ -86,7 +87,7 @@ def restore(name: str) -> Any:
         flash(f"Not restored: tick the box to confirm replacing the appliance's data with {name}.")
         return redirect(url_for("backups.index"))
     jobs().start("backups", "backup-restore", f"Restoring {name}", {"name": name})
-    return redirect(request.form.get("back") or url_for("backups.index"))
+    return redirect(auth.safe_path(request.form.get("back"), url_for("backups.index")))
 
 
 @bp.route("/backups/<name>/delete", methods=["POST"])
