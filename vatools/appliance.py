@@ -69,7 +69,8 @@ SEEDS_DIR = "/usr/share/vatools/seeds"  # inside the package: SEEDS_DIR/NAME.see
 
 # --- what the package ships for vatools, and what vatools keeps about it -------------------------
 
-HOOKS_DIR = "/usr/share/vatools/appliances"  # HOOKS_DIR/NAME/: backup-pre, restore-post, migrate/...
+# HOOKS_DIR/NAME/: executables the package ships (HOOK_NAMES, migrate/FROM_VERSION, control-stats)
+HOOKS_DIR = "/usr/share/vatools/appliances"
 HOOK_NAMES = ("backup-pre", "backup-post", "restore-post")
 INSTALL_RECORDS_DIR = "/var/lib/vatools/installed"  # INSTALL_RECORDS_DIR/NAME.json, by vainstall
 # The entry point group of appliance-control plugins (docs/control-plugins.md); a plugin is a
@@ -187,8 +188,9 @@ class Appliance:
         services = tuple(fields.get(SERVICES_FIELD, "").split())
         for unit in services:
             if not is_unit_name(unit):
-                raise ApplianceError(f"{origin} field {SERVICES_FIELD}: {unit!r} is not a unit name",
-                                     hint="list systemd units separated by spaces")
+                raise ApplianceError(
+                    f"{origin} field {SERVICES_FIELD}: {unit!r} is not a unit name",
+                    hint="list systemd units separated by spaces")
         seed_sha256 = fields.get(SEED_SHA256_FIELD, "").strip().lower() or None  # empty: none
         if seed_sha256 is not None:
             if not _SHA256.match(seed_sha256):
@@ -288,7 +290,8 @@ def read_seed_in_deb(deb: Path, name: str, *, hint: str | None = None) -> bytes:
                                                           f"(debian/{name}.install)")
             if not member.isfile():
                 raise ApplianceError(f"{deb.name}: {inside} is not a regular file",
-                                     hint=hint or "install the seed itself, not a link or directory")
+                                     hint=hint or "install the seed itself, not a link "
+                                                  "or directory")
             handle = package.data.tgz().extractfile(member)
             assert handle is not None  # a regular file's member always has content
             return handle.read()

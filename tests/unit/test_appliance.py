@@ -102,7 +102,8 @@ def test_from_fields_reads_every_declared_field() -> None:
 def test_from_fields_name_and_version_stand_in_and_absent_fields_are_empty() -> None:
     bare = Appliance.from_fields({}, name="x", version="1")
     assert (bare.name, bare.version, bare.description, bare.packages) == ("x", "1", "", ())
-    assert (bare.seed_sha256, bare.services, bare.backup_config, bare.backup_data) == (None, (), (), ())
+    assert (bare.seed_sha256, bare.services) == (None, ())
+    assert (bare.backup_config, bare.backup_data) == ((), ())
     # An empty seed field (substvar not computed) is no field, as both old readers had it.
     assert Appliance.from_fields({appliance.SEED_SHA256_FIELD: " "}).seed_sha256 is None
     assert Appliance.from_fields({appliance.SEED_SHA256_FIELD: SHA.upper()}).seed_sha256 == SHA
@@ -146,6 +147,12 @@ def test_relation_names_split_alternatives_versions_and_qualifiers() -> None:
     assert relation_names("a:any (>= 1) | b [amd64],\n c <!nocheck>,\n\n d") == ("a", "b", "c", "d")
 
 
+def test_plugins_are_found_under_the_entry_point_group_appliance_py_names() -> None:
+    from vatools.control import plugins
+
+    assert plugins.GROUP == appliance.PLUGIN_ENTRY_POINTS
+
+
 def test_seed_paths() -> None:
     assert appliance.seed_in_package("n") == "/usr/share/vatools/seeds/n.seed"
     assert appliance.seed_beside("pool/n_1.0_all.deb") == "pool/n_1.0_all.seed"
@@ -177,7 +184,8 @@ def control_paragraphs(path: Path) -> list[Deb822]:
 
 @pytest.mark.parametrize("control", sorted(
     [*TOP.glob("appliances/*/debian/control"), TOP / "vatools/data/appliance/debian/control.in",
-     TOP / "tests/data/packages/probe-appliance/debian/control"]), ids=lambda p: p.parent.parent.name)
+     TOP / "tests/data/packages/probe-appliance/debian/control"]),
+    ids=lambda p: p.parent.parent.name)
 def test_appliance_sources_spell_the_format_as_appliance_py(control: Path) -> None:
     binaries = [p for p in control_paragraphs(control)[1:] if appliance.is_appliance(p)]
     assert binaries, f"{control} declares no appliance"
@@ -264,7 +272,7 @@ def test_installed_refuses_none_several_and_a_tree_without_status(tmp_path: Path
     second = FOLDED_STATUS.replace("Package: other-appliance\nStatus: deinstall ok config-files",
                                    "Package: other-appliance\nStatus: install ok installed")
     status_tree(tmp_path, second)
-    with pytest.raises(VatoolsError, match="several appliances .*: wiki-appliance, other-appliance"):
+    with pytest.raises(VatoolsError, match="several appliances .*: wiki-appliance, other-app"):
         appliance.installed(Target(tmp_path))
 
 
@@ -367,10 +375,12 @@ def test_a_file_that_is_not_a_deb(tmp_path: Path) -> None:
 # --- a Packages index and debian/control ---------------------------------------------------------
 
 
-def test_image_plan_finds_an_appliance_whose_provides_is_folded_in_the_index(tmp_path: Path) -> None:
+def test_image_plan_finds_an_appliance_whose_provides_is_folded_in_the_index(
+        tmp_path: Path) -> None:
     index = (
         "Package: wiki-appliance\nVersion: 2.0-1\nArchitecture: all\n"
-        "Provides: wiki-engine-host,\n virtual-appliance\nFilename: ./wiki-appliance_2.0-1_all.deb\n"
+        "Provides: wiki-engine-host,\n virtual-appliance\n"
+        "Filename: ./wiki-appliance_2.0-1_all.deb\n"
         f"Vatools-Seed-Sha256: {SHA}\nDescription: a wiki\n\n"
         "Package: helper\nVersion: 1\nArchitecture: all\nProvides: virtual-appliance-helper\n"
         "Filename: ./helper_1_all.deb\nDescription: not an appliance\n"
