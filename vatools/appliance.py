@@ -77,8 +77,8 @@ INSTALL_RECORDS_DIR = "/var/lib/vatools/installed"  # INSTALL_RECORDS_DIR/NAME.j
 # package of its own that the appliance depends on, not a control field.
 PLUGIN_ENTRY_POINTS = "vatools.control.plugins"
 
-_UNIT = re.compile(r"^[A-Za-z0-9@._:\\-]+$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_UNIT = re.compile(r"[A-Za-z0-9@._:\\-]+")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class ApplianceError(VatoolsError):
@@ -124,7 +124,9 @@ def is_appliance(fields: Mapping[str, str]) -> bool:
     >>> is_appliance({"Provides": "foo,\\n virtual-appliance (= 2)"})
     True
     """
-    return VIRTUAL_PACKAGE in relation_names(fields.get("Provides", ""))
+    provides = fields.get("Provides", "")
+    # The substring test first: valist --installed asks this of every installed package.
+    return VIRTUAL_PACKAGE in provides and VIRTUAL_PACKAGE in relation_names(provides)
 
 
 def is_unit_name(unit: str) -> bool:
@@ -133,7 +135,7 @@ def is_unit_name(unit: str) -> bool:
     >>> is_unit_name("apache2.service"), is_unit_name("apache2;reboot")
     (True, False)
     """
-    return bool(_UNIT.match(unit))
+    return bool(_UNIT.fullmatch(unit))
 
 
 # --- health checks -----------------------------------------------------------------------------
@@ -193,7 +195,7 @@ class Appliance:
                     hint="list systemd units separated by spaces")
         seed_sha256 = fields.get(SEED_SHA256_FIELD, "").strip().lower() or None  # empty: none
         if seed_sha256 is not None:
-            if not _SHA256.match(seed_sha256):
+            if not _SHA256.fullmatch(seed_sha256):
                 raise ApplianceError(
                     f"{origin} field {SEED_SHA256_FIELD}: {seed_sha256!r} is not a SHA-256",
                     hint="debian/rules computes it: see docs/appliance-format.md")
