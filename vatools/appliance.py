@@ -77,8 +77,9 @@ INSTALL_RECORDS_DIR = "/var/lib/vatools/installed"  # INSTALL_RECORDS_DIR/NAME.j
 # package of its own that the appliance depends on, not a control field.
 PLUGIN_ENTRY_POINTS = "vatools.control.plugins"
 
-_UNIT = re.compile(r"[A-Za-z0-9@._:\\-]+")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+# Compiled on first use (re caches them), not at import: valist --installed never needs them.
+_UNIT = r"[A-Za-z0-9@._:\\-]+"
+_SHA256 = r"[0-9a-f]{64}"
 
 
 class ApplianceError(VatoolsError):
@@ -135,7 +136,7 @@ def is_unit_name(unit: str) -> bool:
     >>> is_unit_name("apache2.service"), is_unit_name("apache2;reboot")
     (True, False)
     """
-    return bool(_UNIT.fullmatch(unit))
+    return bool(re.fullmatch(_UNIT, unit))
 
 
 # --- health checks -----------------------------------------------------------------------------
@@ -195,7 +196,7 @@ class Appliance:
                     hint="list systemd units separated by spaces")
         seed_sha256 = fields.get(SEED_SHA256_FIELD, "").strip().lower() or None  # empty: none
         if seed_sha256 is not None:
-            if not _SHA256.fullmatch(seed_sha256):
+            if not re.fullmatch(_SHA256, seed_sha256):
                 raise ApplianceError(
                     f"{origin} field {SEED_SHA256_FIELD}: {seed_sha256!r} is not a SHA-256",
                     hint="debian/rules computes it: see docs/appliance-format.md")
@@ -227,8 +228,7 @@ class Appliance:
 def installed_packages(target: Target) -> list[dpkgstatus.PackageStatus]:
     """The installed packages that are appliances, as dpkg records them (unparsed: `valist
     --installed` lists them without judging their declarations)."""
-    return [pkg for pkg in dpkgstatus.read_status(target)
-            if pkg.installed and is_appliance(pkg.fields)]
+    return [pkg for pkg in dpkgstatus.read_status(target, is_appliance) if pkg.installed]
 
 
 def installed(target: Target) -> Appliance:
