@@ -148,7 +148,8 @@ def _publish_seed(deb: Path) -> None:
     actual = hashlib.sha256(seed).hexdigest()
     if actual != expected:
         raise VatoolsError(
-            f"{deb.name}: the seed inside has sha256 {actual}, but {SEED_SHA256_FIELD} says {expected}",
+            f"{deb.name}: the seed inside has sha256 {actual}, "
+            f"but {SEED_SHA256_FIELD} says {expected}",
             hint="rebuild the package: its seed changed after the field was computed")
     (deb.parent / seed_file_name(deb.name)).write_bytes(seed)
 
