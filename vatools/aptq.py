@@ -17,11 +17,9 @@ from typing import Callable
 
 import apt_pkg
 
+from vatools.appliance import SEED_SHA256_FIELD, VIRTUAL_PACKAGE
 from vatools.errors import VatoolsError
 from vatools.target import Target
-
-VIRTUAL_APPLIANCE = "virtual-appliance"
-SEED_HASH_FIELD = "Vatools-Seed-Sha256"
 
 _configured_for: Target | None = None
 
@@ -90,8 +88,8 @@ def candidate(cache, name: str) -> Candidate:  # type: ignore[no-untyped-def]
         version=version.version,
         description=version.summary or "",
         uri=version.uri or "",
-        seed_sha256=record.get(SEED_HASH_FIELD),
-        provides_appliance=VIRTUAL_APPLIANCE in version.provides,
+        seed_sha256=record.get(SEED_SHA256_FIELD),
+        provides_appliance=VIRTUAL_PACKAGE in version.provides,
     )
 
 
@@ -100,9 +98,9 @@ def installed_appliances(cache) -> list[str]:  # type: ignore[no-untyped-def]
     return sorted(
         pkg.name
         for pkg in cache.get_providing_packages(
-            VIRTUAL_APPLIANCE, candidate_only=False, include_nonvirtual=True
+            VIRTUAL_PACKAGE, candidate_only=False, include_nonvirtual=True
         )
-        if pkg.installed is not None and VIRTUAL_APPLIANCE in pkg.installed.provides
+        if pkg.installed is not None and VIRTUAL_PACKAGE in pkg.installed.provides
     )
 
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
-from debian.debfile import DebFile
-
 from vatools import aptq, aptrun, credentials, dpkgstatus, rollback
+from vatools.appliance import (VIRTUAL_PACKAGE, install_record_path, read_seed_in_deb,
+                               seed_in_package)
 from vatools.seed import debconfdb, templates
 from vatools.errors import VatoolsError
 from vatools.progress import ProgressBar, step
@@ -28,8 +28,6 @@ from vatools.target import Target
 from vatools.seed.check import check_against_templates, check_unanswered
 from vatools.seed.file import Location, Problem, Seed, Selection, check_syntax, load_seed, parse_seed
 
-SEED_IN_PACKAGE = "/usr/share/vatools/seeds/{name}.seed"
-STATE_DIR = "/var/lib/vatools"
 LOG_FILE = "/var/log/vatools/vainstall.log"
 LOCK_FILE = "/var/lib/vatools/lock"
 DPKG_FRONTEND_LOCK = "/var/lib/dpkg/lock-frontend"
@@ -97,7 +95,7 @@ def prepare(request: Request) -> Plan:
     appliance = aptq.candidate(cache, request.name)
     if not appliance.provides_appliance:
         raise VatoolsError(
-            f"{request.name} is not an appliance: it does not provide {aptq.VIRTUAL_APPLIANCE}",
+            f"{request.name} is not an appliance: it does not provide {VIRTUAL_PACKAGE}",
             hint="`valist --available` lists the appliances apt can install",
         )
     replaces = _appliance_to_replace(aptq.installed_appliances(cache), request)
@@ -234,18 +232,10 @@ def _seed_before_download(request: Request, appliance: aptq.Candidate) -> SeedCh
 def _seed_from_package(appliance: aptq.Candidate, archives: dict[str, Path]) -> SeedChoice:
     """The seed inside the appliance's .deb (which apt downloaded and verified)."""
     deb = archives.get(appliance.name)
-    inside = SEED_IN_PACKAGE.format(name=appliance.name)
     if deb is None:
         raise VatoolsError(f"the package file of {appliance.name} was not downloaded")
-    try:
-        data = DebFile(str(deb)).data.get_content(inside)
-    except Exception as exc:  # python-debian raises several types for damaged archives
-        raise VatoolsError(f"cannot read {deb}: {exc}") from exc
-    if data is None:
-        raise VatoolsError(
-            f"{appliance.name} ships no seed at {inside}", hint="pass one with --seed FILE"
-        )
-    where = f"{deb}:{inside}"
+    data = read_seed_in_deb(deb, appliance.name, hint="pass a seed with --seed FILE")
+    where = f"{deb}:{seed_in_package(appliance.name)}"
     return SeedChoice(_parse_bytes(data, where), "package", where, aptq.sha256(data))
 
 
@@ -432,7 +422,7 @@ def _forget_passwords(target: Target, plan: Plan, secrets: dict[str, str]) -> No
 
 def _write_record(target: Target, plan: Plan) -> None:
     """Remember where the seed came from, for valist and for support."""
-    path = target.path(f"{STATE_DIR}/installed/{plan.appliance.name}.json")
+    path = target.path(install_record_path(plan.appliance.name))
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "name": plan.appliance.name,

@@ -6,14 +6,10 @@ cache (a few hundred milliseconds), which is opened only when asked for.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, replace
 
-from vatools import dpkgstatus
+from vatools import appliance
 from vatools.target import Target
-
-VIRTUAL_APPLIANCE = "virtual-appliance"  # as in aptq, too slow to import here
-INSTALL_RECORDS = "/var/lib/vatools/installed"
 
 
 @dataclass(frozen=True)
@@ -39,18 +35,15 @@ def installed(target: Target) -> list[ApplianceEntry]:
             seed=_recorded_seed(target, pkg.name),
             description=pkg.description,
         )
-        for pkg in dpkgstatus.read_status(target)
-        if pkg.installed and pkg.provides(VIRTUAL_APPLIANCE)
+        for pkg in appliance.installed_packages(target)
     ]
 
 
 def _recorded_seed(target: Target, name: str) -> str:
-    path = target.path(f"{INSTALL_RECORDS}/{name}.json")
-    try:
-        seed = json.loads(path.read_text())["seed"]
-        return f"{seed['source']}: {seed['where']}"
-    except (OSError, ValueError, KeyError, TypeError):  # no record, or one cut short or edited
+    record = appliance.read_install_record(target, name)
+    if record is None:
         return "unknown (not installed by vainstall)"
+    return f"{record.seed_source}: {record.seed_where}"
 
 
 def with_available(target: Target, entries: list[ApplianceEntry]) -> list[ApplianceEntry]:
@@ -60,14 +53,14 @@ def with_available(target: Target, entries: list[ApplianceEntry]) -> list[Applia
     cache = aptq.open_cache(target)
     by_name = {e.name: e for e in entries}
     result = []
-    for pkg in cache.get_providing_packages(VIRTUAL_APPLIANCE, include_nonvirtual=True):
+    for pkg in cache.get_providing_packages(appliance.VIRTUAL_PACKAGE, include_nonvirtual=True):
         cand = pkg.candidate
         if cand is None:
             continue
         if pkg.name in by_name:
             result.append(replace(by_name.pop(pkg.name), candidate=cand.version))
             continue
-        has_repo_seed = cand.record.get(aptq.SEED_HASH_FIELD) is not None
+        has_repo_seed = cand.record.get(appliance.SEED_SHA256_FIELD) is not None
         result.append(
             ApplianceEntry(
                 name=pkg.name,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from vatools.appliance import Appliance
 from vatools.errors import UsageError
 from vatools.image import clean, disk, plan
 from vatools.image.build import _volumes
@@ -92,7 +93,8 @@ def test_tar_clamps_times_and_keeps_runtime_dirs_empty(tmp_path: Path) -> None:
 
 def test_container_volumes_hold_the_appliance_state() -> None:
     fields = {"Vatools-Backup-Config": "/etc/dokuwiki", "Vatools-Backup-Data": "/var/lib/dokuwiki"}
-    assert _volumes(fields) == ["/etc/dokuwiki", "/var/cache", "/var/lib", "/var/log"]
+    assert _volumes(Appliance.from_fields(fields)) == ["/etc/dokuwiki", "/var/cache", "/var/lib",
+                                                       "/var/log"]
 
 
 def test_a_tree_bigger_than_the_disk_is_refused_before_writing(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """What an appliance declares for backups, read from its own package control fields.
 
 The declaration is the appliance package's binary control paragraph (debian/control `XB-`
-fields, kept by dpkg in /var/lib/dpkg/status), so there is no second source of truth:
+fields, kept by dpkg in /var/lib/dpkg/status), so there is no second source of truth; the
+fields are read by vatools.appliance (folded lines included), and checked here for what a
+backup needs:
 
     Vatools-Services: apache2
     Vatools-Backup-Config: /etc/dokuwiki
@@ -22,31 +24,24 @@ Hooks and migrations are executables the package ships under
 from __future__ import annotations
 
 import posixpath
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from vatools import dpkgstatus
-from vatools.errors import VatoolsError
+from vatools import appliance, dpkgstatus
+from vatools.appliance import (BACKUP_CONFIG_FIELD as CONFIG_FIELD,
+                               BACKUP_DATA_FIELD as DATA_FIELD, SERVICES_FIELD, Appliance,
+                               ApplianceError)
 from vatools.run import Target
-
-CONFIG_FIELD = "Vatools-Backup-Config"
-DATA_FIELD = "Vatools-Backup-Data"
-SERVICES_FIELD = "Vatools-Services"
-HOOKS_DIR = "/usr/share/vatools/appliances"
-HOOK_NAMES = ("backup-pre", "backup-post", "restore-post")
 
 Kind = Literal["config", "data"]
 # The archive member each kind of root is stored in (names kept from format version 1).
 ARCHIVE_OF_KIND: dict[Kind, str] = {"config": "sysconfig.tar.gz", "data": "appdata.tar.gz"}
 
-_UNIT = re.compile(r"^[A-Za-z0-9@._:\\-]+$")
-
-
-class ManifestError(VatoolsError):
-    """The appliance's backup declaration is unusable."""
+# The appliance's backup declaration (or a backup's record of it) is unusable: one error for an
+# unusable declaration, whichever part of vatools reads it.
+ManifestError = ApplianceError
 
 
 @dataclass(frozen=True)
@@ -94,10 +89,17 @@ class BackupManifest:
 
     @classmethod
     def from_control(cls, fields: Mapping[str, str], name: str, version: str) -> BackupManifest:
+        return cls.of(Appliance.from_fields(fields, name=name, version=version))
+
+    @classmethod
+    def of(cls, declared: Appliance) -> BackupManifest:
+        """The backup manifest of an appliance's declaration, checked for what a backup needs."""
+        name, version = declared.name, declared.version
         origin = f"{name} {version}"
         roots: list[Root] = []
-        for kind, field in (("config", CONFIG_FIELD), ("data", DATA_FIELD)):
-            for path in fields.get(field, "").split():
+        for kind, field, paths in (("config", CONFIG_FIELD, declared.backup_config),
+                                   ("data", DATA_FIELD, declared.backup_data)):
+            for path in paths:
                 check_root_path(path, f"{origin} field {field}")
                 roots.append(Root(root_name(path), path, kind))  # type: ignore[arg-type]
         if not roots:
@@ -112,11 +114,7 @@ class BackupManifest:
                 if b.path.startswith(a.path + "/") or a.path.startswith(b.path + "/"):
                     raise ManifestError(f"{origin}: backup paths {a.path} and {b.path} overlap",
                                         hint="declare each directory once")
-        services = tuple(fields.get(SERVICES_FIELD, "").split())
-        for unit in services:
-            if not _UNIT.match(unit):
-                raise ManifestError(f"{origin} field {SERVICES_FIELD}: {unit!r} is not a unit name")
-        return cls(name, version, tuple(roots), services)
+        return cls(name, version, tuple(roots), declared.services)
 
     def control_fields(self) -> dict[str, str]:
         """The declaration as control fields again (recorded in info.yaml)."""
@@ -127,7 +125,7 @@ class BackupManifest:
 
     @property
     def hooks_dir(self) -> str:
-        return f"{HOOKS_DIR}/{self.appliance}"
+        return appliance.hooks_dir(self.appliance)
 
 
 @dataclass(frozen=True)
@@ -141,6 +139,10 @@ class InstalledAppliance:
 
     def manifest(self) -> BackupManifest:
         return BackupManifest.from_control(self.fields, self.name, self.version)
+
+    @classmethod
+    def of(cls, declared: Appliance) -> InstalledAppliance:
+        return cls(declared.name, declared.version, declared.fields, declared.packages)
 
 
 def root_location(target: Target, path: str) -> Path:
@@ -160,32 +162,9 @@ def root_location(target: Target, path: str) -> Path:
     return here / parts[-1]
 
 
-def _depends_names(depends: str) -> tuple[str, ...]:
-    names = []
-    for group in depends.split(","):
-        first = group.split("|")[0].split("(")[0].split(":")[0].strip()
-        if first:
-            names.append(first)
-    return tuple(names)
-
-
 def installed_appliance(target: Target) -> InstalledAppliance:
-    """Read dpkg's status of the target and return its one installed appliance."""
-    status = target.path(dpkgstatus.STATUS_FILE)
-    if not status.is_file():
-        raise VatoolsError(f"cannot read dpkg status of {target}: {status} is missing",
-                           hint="is --root a Debian tree?")
-    found = [InstalledAppliance(pkg.name, pkg.version, pkg.fields,
-                                _depends_names(pkg.fields.get("Depends", "")))
-             for pkg in dpkgstatus.read_status(target)
-             if pkg.installed and pkg.provides("virtual-appliance")]
-    if not found:
-        raise VatoolsError(f"no appliance is installed on {target}",
-                           hint="install one first: vainstall NAME (valist shows them)")
-    if len(found) > 1:  # dpkg's Conflicts prevents this; a hand-edited status does not
-        raise VatoolsError(f"several appliances are installed on {target}: "
-                           + ", ".join(a.name for a in found))
-    return found[0]
+    """The target's one installed appliance (vatools.appliance.installed), for a backup."""
+    return InstalledAppliance.of(appliance.installed(target))
 
 
 def installed_versions(target: Target, names: tuple[str, ...]) -> dict[str, str]:

@@ -151,11 +151,12 @@ class Operations:
 
     @implements("backup-create")
     def op_backup_create(self, emit: Emit) -> dict[str, Any]:
+        from vatools import appliance
         from vatools.backup.create import create_backup, default_output
-        from vatools.backup.manifest import installed_appliance
+        from vatools.backup.manifest import BackupManifest
         import datetime
 
-        manifest = installed_appliance(HOST).manifest()
+        manifest = BackupManifest.of(appliance.installed(HOST))
         name = default_output(manifest, datetime.datetime.now(datetime.timezone.utc)).name
         emit(0, f"Backing up {manifest.appliance}")
         created = create_backup(HOST, self.backups / name,
@@ -197,10 +198,10 @@ class Operations:
     # -- services and the machine -------------------------------------------------------------
     @implements("restart-services")
     def op_restart_services(self, emit: Emit) -> str:
+        from vatools import appliance
         from vatools.backup import actions
-        from vatools.backup.manifest import installed_appliance
 
-        services = installed_appliance(HOST).manifest().services
+        services = appliance.installed(HOST).services
         for unit in services:
             emit(0, f"restarting {unit}")
             actions.stop_services(HOST, (unit,))
@@ -223,12 +224,12 @@ class Operations:
         /usr/share/vatools/appliances/NAME/control-stats prints one JSON object."""
         import json
 
-        from vatools.backup.manifest import installed_appliance
+        from vatools import appliance
 
-        manifest = installed_appliance(HOST).manifest()
-        hook = Path(manifest.hooks_dir) / STATS_HOOK
+        installed = appliance.installed(HOST)
+        hook = Path(installed.hooks_dir) / STATS_HOOK
         if not hook.is_file() or hook.stat().st_uid != 0 or not os.access(hook, os.X_OK):
-            raise VatoolsError(f"{manifest.appliance} has no statistics hook {hook}")
+            raise VatoolsError(f"{installed.name} has no statistics hook {hook}")
         output = run([str(hook)]).stdout
         try:
             data = json.loads(output)

@@ -68,16 +68,13 @@ class Appliance:
 
 
 def appliance() -> Appliance:
-    from vatools.backup.manifest import installed_appliance
+    from vatools import appliance as declared
     from vatools.errors import VatoolsError
     from vatools.run import HOST
 
     try:
-        found = installed_appliance(HOST)
-        return Appliance(found.name, found.version,
-                         found.fields.get("Description", "").splitlines()[0] if
-                         found.fields.get("Description") else "",
-                         found.manifest().services)
+        found = declared.installed(HOST)
+        return Appliance(found.name, found.version, found.description, found.services)
     except VatoolsError as e:
         return Appliance("(none)", "", "", (), e.message)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from vatools.appliance import Appliance
 from vatools.packaging.build import remove_tree
 from vatools.dpkgstatus import read_status
 from vatools.errors import VatoolsError
@@ -60,10 +61,11 @@ class Stages:
         self.stream.flush()
 
 
-def appliance_fields(tree: Path, name: str) -> dict[str, str]:
+def installed_appliance(tree: Path, name: str) -> Appliance:
+    """The appliance as dpkg in the tree records it (its declaration, read by vatools.appliance)."""
     for package in read_status(Target(tree)):
         if package.name == name and package.installed:
-            return package.fields
+            return Appliance.from_fields(package.fields)
     raise VatoolsError(f"{name} is not installed in the image tree after vainstall")
 
 
@@ -87,9 +89,8 @@ def build(plan: ImagePlan, stream: TextIO = sys.stderr) -> Result:
         say("configuring boot, network and first boot")
         building.finish()
         boot.configure(Target(tree), plan.name)
-        fields = appliance_fields(tree, plan.name)
-        services = fields.get("Vatools-Services", "").replace(",", " ").split()
-        oci.write_entrypoint(tree, services)
+        declared = installed_appliance(tree, plan.name)
+        oci.write_entrypoint(tree, list(declared.services))
         say("cleaning per-build and per-machine state")
         clean.clean(tree)
         size = disk.tree_bytes(tree)
@@ -111,7 +112,7 @@ def build(plan: ImagePlan, stream: TextIO = sys.stderr) -> Result:
             elif fmt == "oci":
                 say("writing the OCI image layout")
                 layout = out / f"{plan.name}.oci"
-                volumes = _volumes(fields)
+                volumes = _volumes(declared)
                 oci.write_layout(
                     tree, layout, name=plan.name, version=plan.version, volumes=volumes,
                     ports=list(DEFAULT_PORTS), source_date_epoch=plan.source_date_epoch,
@@ -142,13 +143,10 @@ def _write_tarball(plan: ImagePlan, tree: Path, out: Path) -> str:
     return tar.name + ".zst"
 
 
-def _volumes(fields: dict[str, str]) -> list[str]:
-    declared = []
-    for key in ("Vatools-Backup-Data", "Vatools-Backup-Config"):
-        declared += fields.get(key, "").replace(",", " ").split()
+def _volumes(declared: Appliance) -> list[str]:
     # A directory below another volume is already writable.
     volumes = set(STATE_VOLUMES)
-    for path in declared:
+    for path in declared.backup_data + declared.backup_config:
         if not any(path == v or path.startswith(v + "/") for v in STATE_VOLUMES):
             volumes.add(path)
     return sorted(volumes)

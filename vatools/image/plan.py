@@ -26,6 +26,7 @@ from pathlib import Path
 
 from debian.deb822 import Deb822, Packages
 
+from vatools.appliance import is_appliance
 from vatools.errors import UsageError, VatoolsError
 from vatools.packaging.repo import CLIENT_KEYRING, KEYRING_NAME
 from vatools.run import require_tool
@@ -203,7 +204,7 @@ def appliance_version(repository: Repository, name: str) -> str:
         ) from error
     appliances = {}
     for para in Packages.iter_paragraphs(text, use_apt_pkg=False):
-        if "virtual-appliance" in para.get("Provides", ""):
+        if is_appliance(para):
             appliances[para["Package"]] = para["Version"]
     if name not in appliances:
         known = ", ".join(sorted(appliances)) or "none"

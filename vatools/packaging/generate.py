@@ -30,6 +30,7 @@ from typing import Mapping, Sequence
 from debian.deb822 import Deb822
 
 from vatools import data
+from vatools.appliance import SEED_SHA256_FIELD, SERVICES_FIELD
 from vatools.packaging import policy
 from vatools.errors import UsageError, VatoolsError
 from vatools.packaging.policy import Relation
@@ -155,9 +156,9 @@ def _now(environ: Mapping[str, str]) -> datetime:
 
 
 def template_values(spec: ApplianceSpec) -> dict[str, str]:
-    overrides = ["unknown-field Vatools-Seed-Sha256"]
+    overrides = [f"unknown-field {SEED_SHA256_FIELD}"]
     if spec.services:
-        overrides.append("unknown-field Vatools-Services")
+        overrides.append(f"unknown-field {SERVICES_FIELD}")
     return {
         "name": spec.name,
         "maintainer": spec.maintainer,

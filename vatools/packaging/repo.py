@@ -17,7 +17,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import shutil
-import tarfile
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,13 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from vatools.appliance import SEED_SHA256_FIELD, Appliance, read_seed_in_deb, seed_beside
 from vatools.packaging.build import (WORK_ROOT, build_package, check_suite, needs_chroot, remove_tree,
                            source_name)
 from vatools.errors import VatoolsError
 from vatools.run import require_tool, run
 
-SEED_FIELD = "Vatools-Seed-Sha256"
-SEEDS_DIR = "usr/share/vatools/seeds"
 KEYRING_NAME = "vatools-archive-keyring.gpg"
 KEY_USER_ID = "vatools archive signing key <vatools@localhost>"
 # Where the example sources entry expects the key on the machine that uses the repository.
@@ -109,10 +107,7 @@ def seed_file_name(deb_name: str) -> str:
     >>> seed_file_name("dokuwiki-appliance_1.0_all.deb")
     'dokuwiki-appliance_1.0_all.seed'
     """
-    if not deb_name.endswith(".deb"):
-        raise VatoolsError(f"{deb_name} is not a .deb file name",
-                           hint="publish only binary packages ending in .deb")
-    return deb_name[: -len(".deb")] + ".seed"
+    return seed_beside(deb_name)
 
 
 def sources_entry(suite_dir: Path) -> str:
@@ -128,40 +123,21 @@ def sources_entry(suite_dir: Path) -> str:
 
 
 def read_seed(deb: Path) -> tuple[str, bytes] | None:
-    """(expected sha256, seed bytes) of an appliance deb, or None for a deb without a seed."""
+    """(expected sha256, seed bytes) of an appliance deb, or None for a deb without a seed
+    field; the seed is read by the rule vainstall uses (vatools.appliance.read_seed_in_deb)."""
     from debian.arfile import ArError  # slow imports, only needed when publishing
-    from debian.debfile import DebError
+    from debian.debfile import DebError, DebFile
 
     try:
-        return _read_seed(deb)
-    except (ArError, DebError, tarfile.TarError, EOFError) as error:
+        with DebFile(str(deb)) as package:
+            control = package.debcontrol()
+    except (ArError, DebError, EOFError, OSError) as error:
         raise VatoolsError(f"{deb} is not a readable .deb: {error}",
                            hint="rebuild it with dpkg-buildpackage") from None
-
-
-def _read_seed(deb: Path) -> tuple[str, bytes] | None:
-    from debian.debfile import DebFile
-
-    with DebFile(str(deb)) as package:
-        control = package.debcontrol()
-        expected = control.get(SEED_FIELD)
-        if not expected:
-            return None
-        wanted = f"{SEEDS_DIR}/{control['Package']}.seed"
-        seeds = [name for name in package.data.tgz().getnames()
-                 if name.removeprefix("./").startswith(SEEDS_DIR + "/") and name.endswith(".seed")]
-        if not package.data.has_file(wanted):
-            # An appliance named apart from its package (NAME vs NAME-appliance): its only seed.
-            if len(seeds) != 1:
-                raise VatoolsError(
-                    f"{deb.name} has a {SEED_FIELD} field but no seed at /{wanted}",
-                    hint=f"install the seed as /{wanted} (debian/{control['Package']}.install)")
-            wanted = seeds[0]
-        seed = package.data.get_content(wanted, follow_symlinks=True)
-        if seed is None:
-            raise VatoolsError(f"{deb.name}: /{wanted.removeprefix('./')} is not a regular file",
-                               hint="install the seed itself, not a link or directory")
-        return str(expected).strip().lower(), seed
+    declared = Appliance.from_fields(control)
+    if declared.seed_sha256 is None:
+        return None
+    return declared.seed_sha256, read_seed_in_deb(deb, declared.name)
 
 
 def _publish_seed(deb: Path) -> None:
@@ -172,7 +148,8 @@ def _publish_seed(deb: Path) -> None:
     actual = hashlib.sha256(seed).hexdigest()
     if actual != expected:
         raise VatoolsError(
-            f"{deb.name}: the seed inside has sha256 {actual}, but {SEED_FIELD} says {expected}",
+            f"{deb.name}: the seed inside has sha256 {actual}, "
+            f"but {SEED_SHA256_FIELD} says {expected}",
             hint="rebuild the package: its seed changed after the field was computed")
     (deb.parent / seed_file_name(deb.name)).write_bytes(seed)
 
