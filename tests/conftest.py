@@ -175,7 +175,7 @@ def repo(harness_dir: Path) -> Repo:
 
 @pytest.fixture(scope="session")
 def repo_server(repo: Repo) -> Iterator[str]:
-    with serve_directory(repo.directory) as base_url:
+    with serve_directory(repo.served()) as base_url:
         yield base_url
 
 

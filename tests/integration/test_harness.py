@@ -150,6 +150,23 @@ def test_repo_server_serves_signed_indexes(repo: Repo, repo_server: str) -> None
         assert status == 200
         assert body.startswith("-----BEGIN PGP SIGNED MESSAGE-----")
         assert "vatools" in repo.packages(suite)
+        status, body = http_get(f"{repo_server}/tests/{suite}/InRelease")
+        assert status == 200
+        assert body.startswith("-----BEGIN PGP SIGNED MESSAGE-----")
+
+
+@pytest.mark.integration
+def test_the_repository_users_install_from_holds_no_test_package(repo: Repo) -> None:
+    from tests.support.repo import probe_sources
+
+    probes = {p.name for p in probe_sources()}
+    assert probes, "tests/data/packages is empty"
+    for suite in repo.suites:
+        users, tests = repo.packages(suite), repo.test_packages(suite)
+        assert not [name for name in users if name.startswith("probe-")], users
+        assert "probe-appliance" in tests and "vatools" not in tests
+        index = (repo.directory / suite / "Packages").read_text()
+        assert "vatools test" not in index, "a test fixture's description in the users' index"
 
 
 @pytest.mark.integration

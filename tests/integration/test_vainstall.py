@@ -16,7 +16,7 @@ import pytest
 from tests.support.chroot import Chroot
 from tests.support.commands import secrets_of, valist_json, vainstall
 from tests.support.net import serve_directory
-from tests.support.repo import SOURCES_INSIDE, Repo, sources_entry
+from tests.support.repo import TEST_SOURCES_INSIDE, Repo, sources_entry
 
 pytestmark = pytest.mark.integration
 
@@ -131,12 +131,13 @@ def test_dokuwiki_password_without_confirm_is_refused(server_root: Chroot) -> No
 def test_tampered_repository_seed_is_refused(
     server_root: Chroot, repo: Repo, suite: str, tmp_path: Path
 ) -> None:
+    assert repo.test_directory is not None
     tampered = tmp_path / "repo"
-    shutil.copytree(repo.directory, tampered)
+    shutil.copytree(repo.test_directory, tampered)
     (seed,) = (tampered / suite).glob("probe-appliance_*.seed")
     seed.write_text(seed.read_text() + "probe-questions probe-questions/name string evil\n")
     with serve_directory(tampered) as url:
-        server_root.write_text(SOURCES_INSIDE, sources_entry(f"{url}/{suite}/"))
+        server_root.write_text(TEST_SOURCES_INSIDE, sources_entry(f"{url}/{suite}/"))
         server_root.run(["apt-get", "update"])
         before = server_root.state_digest()
         result = vainstall(server_root, "--yes", "probe-appliance")

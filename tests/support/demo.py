@@ -146,7 +146,7 @@ def demo(args: argparse.Namespace, workdir: Path, steps: Steps) -> None:
         )
 
         steps.start(2, suite=args.suite)
-        repo = build_repo(workdir, suites=(args.suite,))
+        repo = build_repo(workdir, suites=(args.suite,), with_tests=False)  # what users see
 
         steps.start(3)
         base_url = stack.enter_context(serve_directory(repo.directory))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import http.server
 import socket
 import threading
@@ -11,7 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 LOOPBACK = "127.0.0.1"
 
@@ -56,10 +55,28 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass  # apt's requests would drown the test output
 
 
+class _MountsHandler(_QuietHandler):
+    """Serves several directories, each under its own URL prefix ("" is the top)."""
+
+    mounts: dict[str, Path] = {}
+
+    def translate_path(self, path: str) -> str:
+        first, _, rest = path.lstrip("/").partition("/")
+        if first and first in self.mounts:
+            self.directory = str(self.mounts[first])
+            return super().translate_path("/" + rest)
+        self.directory = str(self.mounts[""])
+        return super().translate_path(path)
+
+
 @contextlib.contextmanager
-def serve_directory(directory: Path) -> Iterator[str]:
-    """Serve `directory` over HTTP on 127.0.0.1 (a free port) in a thread; yields the base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(directory))
+def serve_directory(directory: Path | Mapping[str, Path]) -> Iterator[str]:
+    """Serve `directory` over HTTP on 127.0.0.1 (a free port) in a thread; yields the base URL.
+
+    Given a mapping of URL prefix -> directory, serves each under its prefix ("" is the top).
+    """
+    mounts = {"": directory} if isinstance(directory, Path) else dict(directory)
+    handler = type("Handler", (_MountsHandler,), {"mounts": mounts})
     server = http.server.ThreadingHTTPServer((LOOPBACK, 0), handler)
     thread = threading.Thread(target=server.serve_forever, name="repo-server", daemon=True)
     thread.start()

@@ -19,6 +19,7 @@ import hashlib
 import shutil
 import tempfile
 import time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -252,12 +253,22 @@ def find_sources(top: Path, extra_sources: Sequence[Path] = ()) -> list[Path]:
 
 def build_repository(repo_dir: Path, *, top: Path, suites: Sequence[str], key_dir: Path,
                      extra_sources: Sequence[Path] = (),
+                     test_sources: Sequence[Path] = (), test_repo_dir: Path | None = None,
                      progress: Callable[[str], None] = print) -> None:
-    """Build every package of the tree once (per-release ones once per suite), publish per suite."""
+    """Build every package of the tree once (per-release ones once per suite), publish per suite.
+
+    Packages of `test_sources` are built in the same run but published apart, in their own
+    signed repository `test_repo_dir` (same key): the repository users install from holds
+    only what users should see.
+    """
     suites = list(dict.fromkeys(check_suite(s) for s in suites))
     if not suites:
         raise VatoolsError("no suite to publish", hint="pass --suite bookworm (or trixie)")
-    sources = find_sources(top, extra_sources)
+    if test_sources and test_repo_dir is None:
+        raise VatoolsError("test packages need their own repository directory",
+                           hint="pass test_repo_dir")
+    tests = [p.resolve() for p in test_sources]
+    sources = find_sources(top, [*extra_sources, *tests])
     tools = ["dpkg-buildpackage", "apt-ftparchive", "gpg"]
     if any(needs_chroot(s) for s in sources):
         tools.append("mmdebstrap")
@@ -267,26 +278,34 @@ def build_repository(repo_dir: Path, *, top: Path, suites: Sequence[str], key_di
 
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="vatools-repo-", dir=WORK_ROOT))
-    common: list[Path] = []
-    per_suite: dict[str, list[Path]] = {suite: [] for suite in suites}
+    # (repository, suite or None for packages built once) -> debs
+    built: dict[tuple[Path, str | None], list[Path]] = defaultdict(list)
+
+    def destination(source: Path) -> Path:
+        return test_repo_dir if source in tests and test_repo_dir else repo_dir
+
     # On failure `work` stays: the error names the build log inside it.
     # Per-release builds (each in its own chroot, mostly one long compiler process) run side
     # by side, one per suite, while the quick ones build on this system meanwhile.
     with ThreadPoolExecutor(max_workers=len(suites), thread_name_prefix="build") as pool:
-        in_chroots = [(suite, pool.submit(build_package, source, work / suite, suite=suite,
-                                          progress=progress))
+        in_chroots = [(destination(source), suite,
+                       pool.submit(build_package, source, work / suite, suite=suite,
+                                   progress=progress))
                       for source in sources if needs_chroot(source) for suite in suites]
         try:
             for source in sources:
                 if not needs_chroot(source):
-                    common += build_package(source, work / "all", progress=progress)
-            for suite, build in in_chroots:
-                per_suite[suite] += build.result()
+                    built[destination(source), None] += build_package(
+                        source, work / "all", progress=progress)
+            for where, suite, build in in_chroots:
+                built[where, suite] += build.result()
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)  # no build left running behind us
             raise
-    for suite in suites:
-        published = publish(repo_dir, suite, common + per_suite[suite], key)
-        progress(f"published {published} ({len(common) + len(per_suite[suite])} packages)")
+    for where in dict.fromkeys(where for where, _ in built):
+        for suite in suites:
+            debs = built[where, None] + built[where, suite]
+            published = publish(where, suite, debs, key)
+            progress(f"published {published} ({len(debs)} packages)")
     shutil.rmtree(work)
     progress(f"repository {repo_dir.resolve()} ready in {time.monotonic() - started:.1f} s")
