@@ -10,6 +10,7 @@ started.
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import subprocess
@@ -65,10 +66,31 @@ def install(
         os.close(write_fd)
         errors = follow(proc, read_fd, on_status, stall_timeout=stall_timeout,
                         explain_stall=explain_stall).errors
+    output = log_path.read_text("utf-8", "replace")
     if proc.returncode != 0:
-        tail = "\n".join(log_path.read_text("utf-8", "replace").splitlines()[-12:])
+        tail = "\n".join(output.splitlines()[-12:])
         detail = "; ".join(errors) if errors else f"apt-get exited with status {proc.returncode}"
         raise VatoolsError(f"the installation failed: {detail}\n{tail}")
+    failed = dbconfig_failures(output)
+    if failed:
+        # Under noninteractive, dbconfig-common ignores its own errors and apt succeeds.
+        raise VatoolsError(
+            f"the installation failed: dbconfig-common could not set up the database of"
+            f" {', '.join(failed)} (it printed \"noninteractive fail\"; apt's output: {log_path})",
+            hint=f"check the seed's database answers ({', '.join(f'{p}/...' for p in failed)})",
+        )
+
+
+_DBCONFIG_FAIL = re.compile(r"^dbconfig-common: (\S+) \S+: noninteractive fail\.", re.M)
+
+
+def dbconfig_failures(output: str) -> list[str]:
+    """Packages whose database set-up dbconfig-common gave up on without a terminal.
+
+    >>> dbconfig_failures("Setting up x\\ndbconfig-common: roundcube configure: noninteractive fail.\\n")
+    ['roundcube']
+    """
+    return list(dict.fromkeys(_DBCONFIG_FAIL.findall(output)))
 
 
 class Stalled(VatoolsError):

@@ -20,6 +20,8 @@ from debian.debfile import DebFile, DebError
 
 from vatools.errors import VatoolsError
 from vatools.target import Target
+from vatools.seed import dbconfig
+from vatools.seed.dbconfig import Registration
 from vatools.seed.file import split_choices
 
 # Names of a password question's confirmation: dokuwiki/wiki/confirm, root_password_again, ...
@@ -71,12 +73,17 @@ def _choices(type_: str, field: str | None) -> tuple[str, ...] | None:
 def from_deb(path: Path) -> tuple[str, dict[str, Template]]:
     """The package name of a .deb and the templates in its control archive (maybe none),
     with the priority each is asked with, read from the package's config script."""
+    package, templates, _ = _read_deb(path)
+    return package, templates
+
+
+def _read_deb(path: Path) -> tuple[str, dict[str, Template], Registration | None]:
+    """from_deb, plus the dbconfig-common registration its config script makes."""
     try:
         deb = DebFile(str(path))
         package = deb.debcontrol()["Package"]
-        if not deb.control.has_file("templates"):
-            return package, {}
-        text = deb.control.get_content("templates", encoding="utf-8") or ""
+        text = (deb.control.get_content("templates", encoding="utf-8") or ""
+                if deb.control.has_file("templates") else "")
         config = (
             deb.control.get_content("config", encoding="utf-8", errors="replace") or ""
             if deb.control.has_file("config")
@@ -85,9 +92,10 @@ def from_deb(path: Path) -> tuple[str, dict[str, Template]]:
     except (DebError, OSError, KeyError, ValueError) as exc:
         raise VatoolsError(f"cannot read {path}: {exc}", hint="is it a .deb file?") from exc
     asked = config_priorities(config)
-    return package, {
+    templates = {
         name: replace(t, priority=asked.get(name, "")) for name, t in parse_templates(text, package).items()
     }
+    return package, templates, dbconfig.registration(config)
 
 
 _PRIORITIES = ("low", "medium", "high", "critical")
@@ -107,15 +115,31 @@ def config_priorities(script: str) -> dict[str, str]:
     return found
 
 
-def from_debs(paths: Iterable[Path]) -> tuple[set[str], dict[str, Template]]:
-    """The packages and the templates of several .debs."""
+def from_debs(paths: Iterable[Path], known: Mapping[str, Template] | None = None
+              ) -> tuple[set[str], dict[str, Template]]:
+    """The packages and the templates of several .debs, with the questions dbconfig-common
+    registers at run time for those of them that use it (vatools.seed.dbconfig); its own
+    templates come from the .debs or, when it is installed already, from `known`."""
     packages: set[str] = set()
     templates: dict[str, Template] = {}
+    registrations: dict[str, Registration] = {}
     for path in paths:
-        package, found = from_deb(path)
+        package, found, registration = _read_deb(path)
         packages.add(package)
         templates.update(found)
+        if registration is not None:
+            registrations[package] = registration
+    templates.update(registered(registrations, {**(known or {}), **templates}))
     return packages, templates
+
+
+def registered(registrations: Mapping[str, Registration],
+               templates: Mapping[str, Template]) -> dict[str, Template]:
+    """The questions each package's dbconfig-common registration adds (owner: the package)."""
+    added: dict[str, Template] = {}
+    for package, registration in registrations.items():
+        added.update(dbconfig.registered_templates(registration, templates, package))
+    return added
 
 
 def from_debconf_db(target: Target) -> tuple[set[str], dict[str, Template]]:
@@ -185,7 +209,8 @@ def for_packages(target: Target, specs: Iterable[str]) -> tuple[set[str], dict[s
 
     debs = [Path(s) for s in specs if s.endswith(".deb")]
     names = [s for s in specs if not s.endswith(".deb")]
-    packages, found = from_debs(debs)
+    installed = from_debconf_db(target)[1]  # dbconfig-common's templates, if it is installed
+    packages, found = from_debs(debs, known=installed)
     if names:
         with tempfile.TemporaryDirectory(prefix="vatools-templates-") as tmp:
             aptq.let_apt_sandbox_write(Path(tmp))
@@ -200,7 +225,7 @@ def for_packages(target: Target, specs: Iterable[str]) -> tuple[set[str], dict[s
             import apt.progress.base
 
             archives = aptq.fetch_archives(cache, apt.progress.base.AcquireProgress())
-            more_packages, more = from_debs(archives.values())
+            more_packages, more = from_debs(archives.values(), known={**installed, **found})
             packages |= more_packages
             found.update(more)
     return packages, found
