@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import request
 
-from vatools.backup.manifest import installed_appliance
+from vatools import appliance
 from vatools.control.pages import client
 from vatools.control.plugins import Plugin, Widget
 from vatools.control.sysinfo import Cached
@@ -35,7 +35,7 @@ def plugin() -> Plugin | None:
     """The plugin, when dokuwiki-appliance is the appliance installed (a replaced appliance's
     plugin package may stay behind)."""
     try:
-        if installed_appliance(HOST).name != "dokuwiki-appliance":
+        if appliance.installed(HOST).name != "dokuwiki-appliance":
             return None
     except VatoolsError:
         return None

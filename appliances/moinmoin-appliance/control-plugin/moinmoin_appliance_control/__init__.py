@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, render_template, request
 
-from vatools.backup.manifest import installed_appliance
+from vatools import appliance
 from vatools.control.client import HelperError
 from vatools.control.pages import client, job_json
 from vatools.control.pages.backups import listing
@@ -53,7 +53,7 @@ def plugin() -> Plugin | None:
     """The plugin, when moinmoin-appliance is the appliance installed (a replaced appliance's
     plugin package may stay behind)."""
     try:
-        if installed_appliance(HOST).name != "moinmoin-appliance":
+        if appliance.installed(HOST).name != "moinmoin-appliance":
             return None
     except VatoolsError:
         return None
