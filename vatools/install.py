@@ -107,9 +107,22 @@ def prepare(request: Request) -> Plan:
     archives = aptq.fetch_archives(cache, aptq.acquire_progress(ProgressBar("Downloading")))
     if choice is None:
         choice = _seed_from_package(appliance, archives)
+    return plan_from_downloads(request, appliance, choice, replaces, changes, archives)
+
+
+def plan_from_downloads(
+    request: Request,
+    appliance: aptq.Candidate,
+    choice: SeedChoice,
+    replaces: str | None,
+    changes: aptq.Changes,
+    archives: dict[str, Path],
+) -> Plan:
+    """The plan once apt has downloaded `archives`: the templates in play are those inside
+    them and those of the target's debconf database."""
     debs_packages, debs_templates = templates.from_debs(archives.values())
     installing = debs_packages | {name for name, _ in changes.install}
-    in_play = policy.read_in_play(target, (installing, debs_templates))
+    in_play = policy.read_in_play(request.target, (installing, debs_templates))
     return build_plan(request, appliance, choice, replaces, changes, in_play)
 
 
