@@ -2,9 +2,10 @@
 
 `prepare()` changes nothing on the system (it may fill apt's download cache): it resolves the
 appliance with apt, downloads the packages apt will install (apt checks their hashes), picks
-and verifies the seed, checks it against the templates of those very packages, and returns a
-`Plan`.  `execute()` snapshots what it will change, applies the seed, runs apt-get, and checks
-the result; any failure after the first change is rolled back.
+and verifies the seed, has the seed policy (vatools.seed.policy) judge it against the templates
+of those very packages and of the installed ones, and returns a `Plan`.  `execute()` snapshots
+what it will change, applies the seed, runs apt-get, and checks the result; any failure after
+the first change is rolled back.
 """
 
 from __future__ import annotations
