@@ -2,9 +2,10 @@
 
 `prepare()` changes nothing on the system (it may fill apt's download cache): it resolves the
 appliance with apt, downloads the packages apt will install (apt checks their hashes), picks
-and verifies the seed, checks it against the templates of those very packages, and returns a
-`Plan`.  `execute()` snapshots what it will change, applies the seed, runs apt-get, and checks
-the result; any failure after the first change is rolled back.
+and verifies the seed, has the seed policy (vatools.seed.policy) judge it against the templates
+of those very packages and of the installed ones, and returns a `Plan`.  `execute()` snapshots
+what it will change, applies the seed, runs apt-get, and checks the result; any failure after
+the first change is rolled back.
 """
 
 from __future__ import annotations
@@ -21,12 +22,11 @@ from typing import Iterator
 from vatools import aptq, aptrun, credentials, dpkgstatus, rollback
 from vatools.appliance import (VIRTUAL_PACKAGE, install_record_path, read_seed_in_deb,
                                seed_in_package)
-from vatools.seed import debconfdb, templates
+from vatools.seed import debconfdb, policy, templates
 from vatools.errors import VatoolsError
 from vatools.progress import ProgressBar, step
 from vatools.target import Target
-from vatools.seed.check import check_against_templates, check_unanswered
-from vatools.seed.file import Location, Problem, Seed, Selection, check_syntax, load_seed, parse_seed
+from vatools.seed.file import Problem, Seed, load_seed, parse_seed
 
 LOG_FILE = "/var/log/vatools/vainstall.log"
 LOCK_FILE = "/var/lib/vatools/lock"
@@ -98,97 +98,71 @@ def prepare(request: Request) -> Plan:
             f"{request.name} is not an appliance: it does not provide {VIRTUAL_PACKAGE}",
             hint="`valist --available` lists the appliances apt can install",
         )
-    replaces = _appliance_to_replace(aptq.installed_appliances(cache), request)
+    replaces = appliance_to_replace(aptq.installed_appliances(cache), request)
     changes = aptq.mark_install(cache, request.name, replaces)
+    refuse_removals(request, changes, replaces)
+    choice = _seed_before_download(request, appliance)
+    step(f"Downloading {len(changes.install)} packages (apt verifies each one)")
+    archives = aptq.fetch_archives(cache, aptq.acquire_progress(ProgressBar("Downloading")))
+    if choice is None:
+        choice = _seed_from_package(appliance, archives)
+    return plan_from_downloads(request, appliance, choice, replaces, changes, archives)
+
+
+def plan_from_downloads(
+    request: Request,
+    appliance: aptq.Candidate,
+    choice: SeedChoice,
+    replaces: str | None,
+    changes: aptq.Changes,
+    archives: dict[str, Path],
+) -> Plan:
+    """The plan once apt has downloaded `archives`: the templates in play are those inside
+    them and those of the target's debconf database."""
+    # dbconfig-common's own templates may be installed already (for the questions it registers)
+    installed = templates.from_debconf_db(request.target)[1]
+    debs_packages, debs_templates = templates.from_debs(archives.values(), known=installed)
+    installing = debs_packages | {name for name, _ in changes.install}
+    in_play = policy.read_in_play(request.target, (installing, debs_templates))
+    return build_plan(request, appliance, choice, replaces, changes, in_play)
+
+
+def build_plan(
+    request: Request,
+    appliance: aptq.Candidate,
+    choice: SeedChoice,
+    replaces: str | None,
+    changes: aptq.Changes,
+    in_play: policy.InPlay,
+) -> Plan:
+    """The plan from what apt and the seed's source gave: the seed policy decides the seed.
+
+    Raises SeedRejected, listing every problem, when the seed has errors."""
+    verdict = policy.effective_seed(choice.seed, request.overrides, in_play)
+    if verdict.errors:
+        raise SeedRejected(choice.where, list(verdict.problems))
+    return Plan(
+        request=request,
+        appliance=appliance,
+        seed=replace(choice, seed=verdict.seed),
+        generate=verdict.generate,
+        replaces=replaces,
+        changes=changes,
+        warnings=verdict.warnings,
+    )
+
+
+def refuse_removals(request: Request, changes: aptq.Changes, replaces: str | None) -> None:
+    """vainstall removes nothing but the appliance it replaces."""
     unexpected = sorted(set(changes.remove) - {replaces})
     if unexpected:
         raise VatoolsError(
             f"installing {request.name} would remove {', '.join(unexpected)}",
             hint="vainstall removes nothing but the appliance it replaces; resolve this with apt first",
         )
-    early = _seed_before_download(request, appliance)
-    if early is not None:
-        _refuse_syntax_errors(early)
-    step(f"Downloading {len(changes.install)} packages (apt verifies each one)")
-    archives = aptq.fetch_archives(cache, aptq.acquire_progress(ProgressBar("Downloading")))
-    choice = early
-    if choice is None:
-        choice = _seed_from_package(appliance, archives)
-        _refuse_syntax_errors(choice)
-    packages, known = templates.from_debs(archives.values())
-    installed_packages, installed_templates = templates.from_debconf_db(target)
-    known = {**installed_templates, **known}
-    packages |= installed_packages
-    seed = _apply_overrides(choice.seed, request.overrides, known)
-    problems = check_syntax(seed) + check_against_templates(seed, known, packages)
-    if any(p.is_error for p in problems):
-        raise SeedRejected(choice.where, problems)
-    problems += _answers_for_installed_packages(seed, known, changes)
-    problems += check_unanswered(seed, known, {name for name, _ in changes.install})
-    not_asked = [p.location for p in problems if p.code == "not-asked"]
-    seed = replace(seed, selections=tuple(s for s in seed.selections if s.location not in not_asked))
-    seed, owner_fixes = _owned_by_their_packages(seed, known)
-    problems += owner_fixes
-    generate = tuple(
-        s.question for s in seed.selections if s.type == "password" and not s.is_flag and s.value == ""
-    )
-    return Plan(
-        request=request,
-        appliance=appliance,
-        seed=replace(choice, seed=seed),
-        generate=generate,
-        replaces=replaces,
-        changes=changes,
-        warnings=tuple(p for p in problems if not p.is_error),
-    )
 
 
-def _owned_by_their_packages(
-    seed: Seed, known: dict[str, templates.Template]
-) -> tuple[Seed, list[Problem]]:
-    """Write every answer with the package that asks it as owner: debconf then forgets the
-    answer when that package is purged, where a foreign owner would outlive it."""
-    fixed, problems = [], []
-    for sel in seed.selections:
-        template = known.get(sel.question)
-        if template is not None and template.owner and sel.owner != template.owner:
-            problems.append(
-                Problem(
-                    "warning",
-                    f"{sel.question} belongs to {template.owner}, not {sel.owner}:"
-                    f" it is seeded with owner {template.owner}",
-                    sel.location,
-                    code="owner",
-                )
-            )
-            sel = replace(sel, owner=template.owner)
-        fixed.append(sel)
-    return replace(seed, selections=tuple(fixed)), problems
-
-
-def _answers_for_installed_packages(
-    seed: Seed, known: dict[str, templates.Template], changes: aptq.Changes
-) -> list[Problem]:
-    """Answers for packages already installed reach them only if they are reconfigured."""
-    installing = {name for name, _ in changes.install}
-    problems = []
-    for sel in seed.answers().values():
-        template = known.get(sel.question)
-        if template is not None and template.owner not in installing:
-            problems.append(
-                Problem(
-                    "warning",
-                    f"{template.owner} is already installed: the answer to {sel.question} is"
-                    " stored, but used only when it is reconfigured"
-                    f" (dpkg-reconfigure {template.owner})",
-                    sel.location,
-                    code="already-installed",
-                )
-            )
-    return problems
-
-
-def _appliance_to_replace(installed: list[str], request: Request) -> str | None:
+def appliance_to_replace(installed: list[str], request: Request) -> str | None:
     if request.name in installed:
         raise VatoolsError(
             f"{request.name} is already installed",
@@ -206,7 +180,9 @@ def _appliance_to_replace(installed: list[str], request: Request) -> str | None:
 
 
 def _seed_before_download(request: Request, appliance: aptq.Candidate) -> SeedChoice | None:
-    """--seed FILE, else the repository's seed checked against the signed index, else None."""
+    """--seed FILE, else the repository's seed checked against the signed index, else None.
+
+    Its syntax is judged later, with everything else, by the seed policy."""
     if request.seed_file is not None:
         seed = load_seed(request.seed_file)
         digest = aptq.sha256(request.seed_file.read_bytes())
@@ -239,37 +215,11 @@ def _seed_from_package(appliance: aptq.Candidate, archives: dict[str, Path]) -> 
     return SeedChoice(_parse_bytes(data, where), "package", where, aptq.sha256(data))
 
 
-def _refuse_syntax_errors(choice: SeedChoice) -> None:
-    problems = check_syntax(choice.seed)
-    if any(p.is_error for p in problems):
-        raise SeedRejected(choice.where, problems)
-
-
 def _parse_bytes(data: bytes, where: str) -> Seed:
     try:
         return parse_seed(data.decode("utf-8"), where)
     except UnicodeDecodeError as exc:
         raise VatoolsError(f"{where}: the seed is not valid UTF-8") from exc
-
-
-def _apply_overrides(
-    seed: Seed, overrides: tuple[tuple[str, str], ...], known: dict[str, templates.Template]
-) -> Seed:
-    for index, (question, value) in enumerate(overrides, start=1):
-        where = Location("--set", index)
-        if "\n" in value or value.endswith("\\"):
-            raise VatoolsError(f"--set {question}: a value cannot span lines or end in a backslash")
-        if seed.answer(question) is not None:
-            seed = seed.with_value(question, value, where)
-        elif question in known:
-            template = known[question]
-            seed = seed.with_selection(Selection(template.owner, question, template.type, value, where))
-        else:
-            raise VatoolsError(
-                f"--set {question}: no package being installed asks that question",
-                hint="check the name; `vatools seed skeleton PKG` lists a package's questions",
-            )
-    return seed
 
 
 # --- execution: every change is undone on failure --------------------------------------------

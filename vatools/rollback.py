@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Mapping, NoReturn
 
 from vatools import dpkgstatus
 from vatools.seed import debconfdb
@@ -43,13 +43,12 @@ def roll_back(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     step("Rolling back")
     problems: list[str] = []
-    added = sorted(set(dpkgstatus.present_versions(target)) - set(before.present))
+    added = to_purge(before, dpkgstatus.present_versions(target))
     if added and not _purge(target, added):
         problems.append(f"purging {' '.join(added)} failed")
-    installed_now = dpkgstatus.installed_versions(target)
-    missing = {pkg: v for pkg, v in before.installed.items() if pkg not in installed_now}
-    if missing:
-        specs = [f"{pkg.rsplit(':', 1)[0]}={version}" for pkg, version in missing.items()]
+    # Read again after the purge: what it took away must come back too.
+    specs = to_reinstate(before, dpkgstatus.installed_versions(target))
+    if specs:
         argv = ["apt-get", "install", "--yes", "--no-remove", *specs]
         if run(argv, target=target, env=APT_ENV, check=False).returncode != 0:
             problems.append(f"reinstalling {' '.join(specs)} failed")
@@ -66,6 +65,26 @@ def roll_back(
         " the installed packages and the debconf database are as before.",
         hint=f"apt's output is in {log_file}",
     ) from cause
+
+
+def to_purge(before: Snapshot, present_now: Mapping[str, str]) -> list[str]:
+    """Packages dpkg has anything of now ("package:arch", half-installed ones included) and
+    had nothing of before: the failed install added them.
+
+    A package that was present before stays, whatever its version or state now.
+    """
+    return sorted(set(present_now) - set(before.present))
+
+
+def to_reinstate(before: Snapshot, installed_now: Mapping[str, str]) -> list[str]:
+    """apt-get specs ("package=version", the version installed before) of the packages fully
+    installed before and not now.  A package still installed, even at another version, is not
+    touched: the final comparison with the snapshot reports it."""
+    return [
+        f"{pkg.rsplit(':', 1)[0]}={version}"
+        for pkg, version in before.installed.items()
+        if pkg not in installed_now
+    ]
 
 
 def _purge(target: Target, packages: list[str]) -> bool:

@@ -7,6 +7,7 @@ database are byte-identical afterwards.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 from pathlib import Path
@@ -162,3 +163,54 @@ def test_valist_lists_available_appliances_with_their_seed_source(server_root: C
     assert listing["dokuwiki-appliance"]["seed"] == "repository (signed hash)"
     assert "probe-questions" not in listing
     assert server_root.run(["valist", "--installed"]).stdout.strip() == "No appliance is installed."
+
+
+AGREEMENT_SEEDS = {
+    "warnings": (
+        "someone-else probe-questions/name string probe-one\n"
+        "probe-questions probe-questions/color select green\n"
+        "probe-questions probe-questions/features multiselect alpha\n"
+        "probe-questions probe-questions/password password\n"
+        "probe-questions probe-questions/confirm password\n"
+        "probe-questions probe-questions/legacy-mode boolean true\n"
+    ),
+    "errors": (
+        "someone-else probe-questions/name string probe-one\n"
+        "probe-questions probe-questions/enabled boolean yes\n"
+        "probe-questions probe-questions/color select purple\n"
+        "probe-questions probe-questions/legacy-mode boolean true\n"
+    ),
+}
+_PROBLEM_LINE = re.compile(r"^  (?:(\S+): )?(error|warning): (.*)$", re.M)
+
+
+def test_plan_check_and_seed_check_agree_on_a_seed(server_root: Chroot) -> None:
+    """One seed, three commands on the same server: the seed policy speaks through all three."""
+    for case, text in sorted(AGREEMENT_SEEDS.items()):
+        server_root.write_text("/root/agree.seed", text)
+        seed_args = ["--seed", "/root/agree.seed", "probe-appliance"]
+
+        checked = vainstall(server_root, "--check", *seed_args)
+        assert checked.returncode == (1 if case == "errors" else 0), checked.stdout + checked.stderr
+        rows = checked.stdout.split("\n\n")[0].splitlines()[1:]  # the table, without its header
+        by_check = [tuple(row.split(None, 2)) for row in rows]
+
+        # The plan shows its warnings, or refuses with every problem.
+        planned = vainstall(server_root, "--dry-run", *seed_args)
+        assert planned.returncode == (3 if case == "errors" else 0), planned.stdout + planned.stderr
+        shown = planned.stderr if case == "errors" else planned.stdout
+        by_plan = [(sev, where or "-", msg) for where, sev, msg in _PROBLEM_LINE.findall(shown)]
+
+        seed_check = server_root.run(
+            ["vatools", "seed", "check", "--json", "/root/agree.seed", "--against", "probe-appliance"],
+            check=False,
+        )
+        assert seed_check.returncode == (1 if case == "errors" else 0), seed_check.stderr
+        by_seed_check = [
+            (p["severity"], f"{p['file']}:{p['line']}" if p["file"] else "-", p["message"])
+            for p in json.loads(seed_check.stdout)
+        ]
+
+        assert by_check == by_plan == by_seed_check, case
+        assert any(msg.startswith("probe-questions/name belongs to") for _, _, msg in by_check)
+        assert any("does not ask probe-questions/legacy-mode" in msg for _, _, msg in by_check)

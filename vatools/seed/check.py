@@ -17,7 +17,6 @@ from vatools.seed.file import (
     Problem,
     Seed,
     Selection,
-    check_syntax,
     load_seed,
     split_choices,
 )
@@ -144,22 +143,18 @@ def _check_password_pairs(
 
 
 def check_file(path: Path, target: Target, against: Sequence[str] = ()) -> list[Problem]:
-    """Every problem of a seed file: syntax, and the templates at hand.
+    """Every problem of a seed file, as the seed policy (vatools.seed.policy) finds it.
 
     With `against` (package names or .deb files) the templates are those of everything apt
-    would install for them, so the check is complete; without, only the questions of packages
-    the target already has installed can be checked.
+    would install for them, so the check is complete and agrees with `vainstall --check`;
+    without, only the questions of packages the target already has installed can be checked.
     """
+    from vatools.seed import policy  # it builds on this module
+
     seed = load_seed(path)
-    problems = check_syntax(seed)
-    installed_packages, installed = templates.from_debconf_db(target)
-    if against:
-        packages, found = templates.for_packages(target, against)
-        known = {**installed, **found}
-        problems += check_against_templates(seed, known, packages | installed_packages)
-    else:
-        problems += check_against_templates(seed, installed, installed_packages, complete=False)
-    return sorted(problems, key=_line)
+    installing = templates.for_packages(target, against) if against else None
+    verdict = policy.effective_seed(seed, (), policy.read_in_play(target, installing))
+    return list(verdict.problems)
 
 
 def check_unanswered(
