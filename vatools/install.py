@@ -21,7 +21,7 @@ from typing import Iterator
 
 from vatools import aptq, aptrun, credentials, dpkgstatus, rollback
 from vatools.appliance import (VIRTUAL_PACKAGE, install_record_path, read_seed_in_deb,
-                               seed_in_package)
+                               seed_beside, seed_in_package)
 from vatools.seed import debconfdb, policy, templates
 from vatools.errors import VatoolsError
 from vatools.progress import ProgressBar, step
@@ -189,7 +189,7 @@ def _seed_before_download(request: Request, appliance: aptq.Candidate) -> SeedCh
         return SeedChoice(seed, "file", str(request.seed_file), digest)
     if not (appliance.seed_sha256 and appliance.uri.endswith(".deb")):
         return None
-    uri = appliance.uri[: -len(".deb")] + ".seed"
+    uri = seed_beside(appliance.uri)
     data = aptq.fetch_uri(uri)
     if data is None:
         step(f"the repository publishes no seed at {uri}; using the one inside the package")
