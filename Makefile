@@ -51,13 +51,13 @@ demo: setup
 	$(PYTHON) -m tests.support.demo
 
 deb: setup
-	$(PYTHON) -m vatools.cli.repo debs $(DEBS_DIR) .
+	$(PYTHON) -m vatools repo debs $(DEBS_DIR) .
 
 appliances: setup
-	$(PYTHON) -m vatools.cli.repo debs $(DEBS_DIR) $(APPLIANCE_SOURCES)
+	$(PYTHON) -m vatools repo debs $(DEBS_DIR) $(APPLIANCE_SOURCES)
 
 repo: setup
-	$(PYTHON) -m vatools.cli.repo repo build $(REPO_DIR) $(addprefix --suite ,$(SUITES))
+	$(PYTHON) -m vatools repo build $(REPO_DIR) $(addprefix --suite ,$(SUITES))
 
 bench: setup
 	$(PYTHON) bench/run.py
