@@ -19,6 +19,7 @@ import gzip
 import lzma
 import re
 from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 from vatools.target import Target
@@ -36,7 +37,7 @@ def appliance_names(target: Target) -> list[str]:
     """The packages that provide virtual-appliance in the target's apt lists, sorted."""
     texts = _lists(target)
     if texts is None:
-        return _from_cache(target, lambda cache: _cache_providers(cache))
+        return _from_cache(target, _cache_providers)
     return sorted({name for text in texts for name in providers(text, VIRTUAL_APPLIANCE.encode())})
 
 
@@ -81,7 +82,7 @@ def _lists(target: Target) -> list[bytes] | None:
     return texts
 
 
-def _from_cache(target: Target, names: Callable[[object], list[str]]) -> list[str]:
+def _from_cache(target: Target, names: Callable[[Any], list[str]]) -> list[str]:
     import apt_pkg
 
     from vatools import aptq
@@ -91,7 +92,7 @@ def _from_cache(target: Target, names: Callable[[object], list[str]]) -> list[st
     return sorted(set(names(cache)))
 
 
-def _cache_providers(cache) -> list[str]:  # type: ignore[no-untyped-def]
+def _cache_providers(cache: Any) -> list[str]:
     try:
         virtual = cache[VIRTUAL_APPLIANCE]
     except KeyError:
