@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 
@@ -35,6 +34,8 @@ def valist(installed: bool, available: bool) -> int:
         if available:
             entries = [e for e in entries if e.state == "available"]
     if common.settings().json:
+        import json
+
         json.dump([e.as_json() for e in entries], sys.stdout, indent=2)
         print()
         return 0
