@@ -154,3 +154,26 @@ def test_cli_imports_no_process_or_apt_module() -> None:
     for module in (TOP / "vatools/cli").glob("*.py"):
         imports = re.findall(r"^\s*(?:import|from)\s+([\w.]+)", module.read_text(), re.M)
         assert not {i.split(".")[0] for i in imports} & {"subprocess", "apt", "apt_pkg", "debian"}, module
+
+
+@pytest.mark.parametrize("raised, code, message", [
+    (KeyboardInterrupt(), 130, "vatools: interrupted; nothing was changed"),
+    (RuntimeError("a bug"), 70, "vatools: internal error (a bug in vatools); run again with --debug"
+                                " for the traceback"),
+])
+def test_interrupt_and_bug_exit_codes(tmp_path: Path, monkeypatch, capsys,  # type: ignore[no-untyped-def]
+                                      raised: BaseException, code: int, message: str) -> None:
+    import vatools.backup.restore
+
+    def recover(target: Target) -> str:
+        raise raised
+
+    monkeypatch.setattr(vatools.backup.restore, "recover", recover)
+    assert vatools_main(["backup", "recover", "--root", str(tree(tmp_path))]) == code
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    # with --debug, a bug shows its traceback and still exits 70
+    if code == 70:
+        assert vatools_main(["--debug", "backup", "recover", "--root", str(tmp_path)]) == 70
+        err = capsys.readouterr().err
+        assert "Traceback" in err and "RuntimeError: a bug" in err
