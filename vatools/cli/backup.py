@@ -12,7 +12,7 @@ import click
 from vatools.cli import common
 from vatools.errors import ExitCode, UsageError
 
-_ABF = click.Path(dir_okay=False, path_type=Path)
+_ABF = common.FILE
 
 
 class ProgressLine:

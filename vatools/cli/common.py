@@ -75,11 +75,33 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
 GLOBAL_OPTIONS = ("root", "debug", "json")
 
 
+class _PathType(click.ParamType):
+    """A path, completed by the shell as a file or a directory, and not checked here: the
+    library checks it and names what is wrong, with the exit code the commands always had."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.name = kind
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        return Path(value)
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter,
+                       incomplete: str) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(incomplete, type=self.kind)]
+
+
+FILE = _PathType("file")
+DIR = _PathType("dir")
+
+
 def root_option(
     help: str = "act on the Debian tree in DIR (a chroot or an image tree) instead of this system",
 ) -> Callable[[F], F]:
     return click.option(
-        "--root", metavar="DIR", type=click.Path(file_okay=False, path_type=Path),
+        "--root", metavar="DIR", type=DIR,
         expose_value=False, callback=_remember, help=help,
     )
 

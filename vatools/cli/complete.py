@@ -1,7 +1,7 @@
 """Shell completion of values: appliance and package names from apt's lists.
 
 Called by click when the shell asks (`_VAINSTALL_COMPLETE=bash_complete`); file and
-directory names are completed by the shell itself (click.Path parameters).
+directory names are completed by the shell itself (common.FILE and common.DIR parameters).
 """
 
 from __future__ import annotations

@@ -54,8 +54,8 @@ def _formats(ctx: click.Context, param: click.Parameter, incomplete: str) -> lis
     return [done + comma + f for f in ("tar", "qcow2", "oci") if f.startswith(last)]
 
 
-_FILE = click.Path(dir_okay=False, path_type=Path)
-_DIR = click.Path(file_okay=False, path_type=Path)
+_FILE = common.FILE
+_DIR = common.DIR
 
 
 @image.command("build", help=DESCRIPTION, epilog=EPILOG, short_help="build an appliance image")

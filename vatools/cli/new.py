@@ -45,7 +45,7 @@ example:
                    " default: the --web server)")
 @click.option("--initial-version", default="1.0", metavar="VERSION",
               help="version of the first changelog entry (default: 1.0)")
-@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+@click.option("--output", type=common.DIR, default=Path("."),
               metavar="DIR", help="top of the tree to write appliances/ and seeds/ into (default: .)")
 @click.option("--force", is_flag=True, help="replace an existing appliance of that name")
 @common.root_option()

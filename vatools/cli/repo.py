@@ -14,7 +14,7 @@ from vatools.cli import common
 
 DEFAULT_SUITES = ("bookworm", "trixie")
 DEFAULT_KEY_DIR = Path("~/.local/share/vatools/repo-key")
-_DIR = click.Path(file_okay=False, path_type=Path)
+_DIR = common.DIR
 
 
 @common.group("repo", "Build the toolkit's and the appliances' packages; publish signed apt repositories.",

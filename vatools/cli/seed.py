@@ -29,7 +29,7 @@ def seed() -> None:
     "  vatools seed check my.seed --against postfix_3.7.11-0+deb12u1_amd64.deb --json",
 )
 @click.argument("file", metavar="FILE", cls=common.Arg, help="the seed file to check",
-                type=click.Path(dir_okay=False, path_type=Path))
+                type=common.FILE)
 @click.argument("more", cls=common.Arg, nargs=-1, hidden=True, shell_complete=complete.packages)
 @click.option(
     "--against", metavar="PKG|FILE.deb", multiple=True, shell_complete=complete.packages,

@@ -35,7 +35,7 @@ examples:
 @common.command("vainstall", DESCRIPTION, epilog=EPILOG)
 @click.argument("name", metavar="NAME", cls=common.Arg, help="the appliance package to install",
                 shell_complete=complete.appliances)
-@click.option("--seed", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--seed", metavar="FILE", type=common.FILE,
               help="use this seed file instead of the appliance's own")
 @click.option("--set", "overrides", metavar="QUESTION=VALUE", multiple=True,
               help="override one answer of the seed (repeatable)")
