@@ -79,8 +79,10 @@ def test_root_is_checked_wherever_given(tmp_path: Path, capsys) -> None:  # type
 
 def test_usage_errors_are_one_line_and_a_hint(capsys) -> None:  # type: ignore[no-untyped-def]
     assert valist_main(["--bogus"]) == 2
-    assert capsys.readouterr().err.splitlines() == [
-        "valist: error: No such option: --bogus", "valist: hint: see 'valist --help'"]
+    error, hint = capsys.readouterr().err.splitlines()
+    # click's own wording ("No such option: --bogus" in 8.1, "No such option '--bogus'." later)
+    assert error.startswith("valist: error: No such option") and "--bogus" in error
+    assert hint == "valist: hint: see 'valist --help'"
     assert vatools_main([]) == 2
     assert vatools_main(["seed"]) == 2
     assert "Missing command" in capsys.readouterr().err

@@ -149,6 +149,12 @@ class _RawHelp:
     epilog: str | None
     params: list[click.Parameter]
 
+    def get_help_option(self, ctx: click.Context) -> click.Option | None:
+        option = super().get_help_option(ctx)  # type: ignore[misc]
+        if option is not None:
+            option.help = "show this help and exit"  # in the voice of the other options
+        return option  # type: ignore[no-any-return]
+
     def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         if self.help:
             _write_raw(formatter, self.help)
