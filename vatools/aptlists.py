@@ -31,6 +31,7 @@ _OPENERS: dict[str, Callable[[Path], bytes]] = {
     ".xz": lambda p: lzma.decompress(p.read_bytes()),
     ".bz2": lambda p: bz2.decompress(p.read_bytes()),
 }
+_UNREADABLE = {".lz4", ".zst", ".lzma"}  # compressions the standard library cannot read
 
 
 def appliance_names(target: Target) -> list[str]:
@@ -72,9 +73,12 @@ def _lists(target: Target) -> list[bytes] | None:
     """The text of every Packages list, or None when one cannot be read here."""
     texts = []
     for path in sorted(target.path("/var/lib/apt/lists").glob("*_Packages*")):
-        opener = _OPENERS.get(path.name.partition("_Packages")[2])
+        suffix = path.name.partition("_Packages")[2]
+        opener = _OPENERS.get(suffix)
         if opener is None:
-            return None
+            if suffix in _UNREADABLE:
+                return None
+            continue  # not a list (e.g. a .diff_Index)
         try:
             texts.append(opener(path))
         except (OSError, EOFError, lzma.LZMAError):
