@@ -56,6 +56,7 @@ def vainstall(name: str, seed: Path | None, overrides: tuple[str, ...], dry_run:
               replace: bool, yes: bool, lock_timeout: float, stall_timeout: float) -> int:
     from vatools import install
 
+    signal.signal(signal.SIGTERM, _interrupt)
     common.require_root("vainstall")
     request = install.Request(
         name=name,
@@ -88,7 +89,6 @@ def vainstall(name: str, seed: Path | None, overrides: tuple[str, ...], dry_run:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    signal.signal(signal.SIGTERM, _interrupt)
     return common.run(vainstall, "vainstall", argv)
 
 
