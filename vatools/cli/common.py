@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,13 +49,15 @@ DEBIAN_MODULES = {
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-@dataclass
 class Settings:
-    """The global options of one command line, wherever they were given."""
+    """The global options of one command line, wherever they were given.
 
-    root: Path | None = None
-    debug: bool = False
-    json: bool = False
+    (A plain class: a dataclass costs valist --installed a millisecond at start.)"""
+
+    def __init__(self) -> None:
+        self.root: Path | None = None
+        self.debug = False
+        self.json = False
 
 
 def settings(ctx: click.Context | None = None) -> Settings:
