@@ -73,8 +73,6 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
         setattr(settings(ctx), param.name, value)
 
 
-GLOBAL_OPTIONS = ("root", "debug", "json")
-
 
 class _PathType(click.ParamType):
     """A path, completed by the shell as a file or a directory, and not checked here: the
