@@ -9,9 +9,9 @@ DEBS_DIR ?= build/debs
 
 # Building debs (the toolkit's own Build-Depends are added from debian/control below).
 BUILD_PACKAGES := dpkg-dev debhelper dh-python pybuild-plugin-pyproject python3-setuptools \
-	python3-all fakeroot bash-completion po-debconf build-essential
+	python3-all python3-click fakeroot po-debconf build-essential
 # Publishing and testing: signing, indexes, chroots, and the libraries the toolkit uses.
-TEST_PACKAGES := python3-apt python3-debian python3-pytest python3-hypothesis python3-yaml \
+TEST_PACKAGES := python3-apt python3-click python3-debian python3-pytest python3-hypothesis python3-yaml \
 	mmdebstrap apt-utils gnupg gpgv debian-archive-keyring lintian ca-certificates \
 	coreutils mount gzip xz-utils debconf
 # appliance-control: its libraries and server (unit tests run it on the host), the browser for
@@ -51,13 +51,13 @@ demo: setup
 	$(PYTHON) -m tests.support.demo
 
 deb: setup
-	$(PYTHON) -m vatools.cli.repo debs $(DEBS_DIR) .
+	$(PYTHON) -m vatools repo debs $(DEBS_DIR) .
 
 appliances: setup
-	$(PYTHON) -m vatools.cli.repo debs $(DEBS_DIR) $(APPLIANCE_SOURCES)
+	$(PYTHON) -m vatools repo debs $(DEBS_DIR) $(APPLIANCE_SOURCES)
 
 repo: setup
-	$(PYTHON) -m vatools.cli.repo repo build $(REPO_DIR) $(addprefix --suite ,$(SUITES))
+	$(PYTHON) -m vatools repo build $(REPO_DIR) $(addprefix --suite ,$(SUITES))
 
 bench: setup
 	$(PYTHON) bench/run.py

@@ -143,7 +143,7 @@ def main() -> int:
                           check=True, capture_output=True, text=True).stdout.split()
     files, total = int(made[0]), int(made[1])
     print(f"tree: {files} files, {total / 1e6:.0f} MB, made in {time.monotonic() - t0:.1f} s")
-    py = [sys.executable, "-m", "vatools.cli.backup", "backup"]
+    py = [sys.executable, "-m", "vatools", "backup"]
     paths = ["etc/bench", "var/lib/bench/data"]
     os.sync()
     results = {}

@@ -22,7 +22,7 @@ from tests.integration.test_repo_probe import (APPLIANCE, PER_RELEASE, SEED, TOO
                                                make_tree)
 from tests.support.chroot import Chroot
 from vatools.packaging.build import build_package
-from vatools.cli.repo import main as repo_main
+from vatools.cli.main import main as vatools_main
 from vatools.errors import CommandFailed, VatoolsError
 from vatools.packaging.repo import (KEYRING_NAME, SigningKey, build_repository, ensure_signing_key,
                           publish)
@@ -235,8 +235,8 @@ def test_standalone_cli_builds_debs(tmp_path: Path, capsys: pytest.CaptureFixtur
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VATOOLS_BUILD_CACHE", raising=False)  # it must really build here
     make_tree(tmp_path / "top")
-    assert repo_main(["debs", str(tmp_path / "out"), str(tmp_path / "top")]) == 0
+    assert vatools_main(["repo", "debs", str(tmp_path / "out"), str(tmp_path / "top")]) == 0
     assert [p.name for p in (tmp_path / "out").glob("*.deb")] == [f"{TOOLKIT}_1.0_all.deb"]
     assert f"built {TOOLKIT} in " in capsys.readouterr().out
-    assert repo_main(["debs", str(tmp_path / "out"), str(tmp_path / "nowhere")]) == 3
+    assert vatools_main(["repo", "debs", str(tmp_path / "out"), str(tmp_path / "nowhere")]) == 3
     assert "is not a Debian source dir" in capsys.readouterr().err

@@ -16,7 +16,7 @@ JOURNAL = "var/lib/vatools/backup/restore.journal"
 
 
 def backup_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", "vatools.cli.backup", "backup", *args],
+    result = subprocess.run([sys.executable, "-m", "vatools", "backup", *args],
                             cwd=TOP, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"backup {args} exited {result.returncode}:\n{result.stderr}")
@@ -52,7 +52,7 @@ def journal_phase(root: Path) -> str | None:
 def restore_killed(root: Path, abf: Path, phase: str | None, delay: float) -> str | None:
     """Start a restore, kill -9 it (its whole process group) at `phase` + `delay` or after
     `delay`; return the journal phase seen at the kill."""
-    proc = subprocess.Popen([sys.executable, "-m", "vatools.cli.backup", "backup", "restore",
+    proc = subprocess.Popen([sys.executable, "-m", "vatools", "backup", "restore",
                              "--root", str(root), str(abf)], cwd=TOP, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:

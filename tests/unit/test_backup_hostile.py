@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from test_backup_helpers import build_abf, entry, good_data, make_target, snapshot
 
 from vatools.backup.restore import plan_restore, restore
-from vatools.cli.backup import main
+from vatools.cli.main import main
 from vatools.errors import VatoolsError
 from vatools.run import Target
 

@@ -14,7 +14,7 @@ from vatools.backup import spill
 from vatools.backup.archive import BackupFile
 from vatools.backup.create import create_backup
 from vatools.backup.restore import plan_restore, restore
-from vatools.cli.backup import main
+from vatools.cli.main import main
 from vatools.run import Target
 
 ROOTS = ("etc/wiki", "var/lib/wiki/data", "var/lib/wiki/users.txt")

@@ -10,7 +10,7 @@ import pytest
 from debian.deb822 import Deb822
 
 from vatools.packaging import generate
-from vatools.cli.main import build_parser
+from vatools.cli.main import vatools as vatools_group
 from vatools.errors import ExitCode, UsageError, VatoolsError
 from vatools.packaging.generate import GeneratedFile, make_spec, render, write_appliance
 from vatools.packaging.policy import check_maintainer, check_package_name, check_synopsis, check_version
@@ -203,15 +203,20 @@ def test_a_failure_while_forcing_puts_the_old_appliance_back(tmp_path: Path, mon
 
 
 def test_cli_new_is_registered_with_its_options() -> None:
-    args = build_parser().parse_args([
-        "new", "mail-appliance", "--depends", "postfix,bsd-mailx", "--web", "apache2",
+    from vatools.cli import common
+
+    command = vatools_group.commands["new"]
+    ctx = command.make_context("new", [
+        "mail-appliance", "--depends", "postfix,bsd-mailx", "--web", "apache2",
         "--services", "postfix", "--initial-version", "1.1", "--output", "/tmp/x", "--force",
         "--maintainer", JANE, "--description", "mail server", "--root", "/srv/tree", "--debug",
     ])
-    assert args.func.__module__ == "vatools.cli.new"
-    assert (args.name, args.depends, args.web, args.force) == (
+    args, settings = ctx.params, common.settings(ctx)
+    assert command.callback.__module__ == "vatools.cli.new"
+    assert (args["name"], args["depends"], args["web"], args["force"]) == (
         "mail-appliance", "postfix,bsd-mailx", "apache2", True)
-    assert args.output == Path("/tmp/x") and args.root == Path("/srv/tree")
+    assert args["output"] == Path("/tmp/x") and settings.root == Path("/srv/tree")
+    assert settings.debug
 
 
 def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import doctest
 from pathlib import Path
 
@@ -12,7 +11,8 @@ import vatools.packaging.build
 import vatools.packaging.repo
 from vatools.packaging.build import (build_depends, check_suite, copy_source, is_junk, mounts_under,
                            needs_chroot, source_name)
-from vatools.cli.repo import DEFAULT_KEY_DIR, build_handler, register
+from vatools.cli.main import main as vatools_main, vatools as vatools_group
+from vatools.cli.repo import DEFAULT_KEY_DIR, build_handler
 from vatools.errors import VatoolsError
 from vatools.packaging.repo import (find_sources, secret_fingerprint_from_colons, seed_file_name,
                           sources_entry)
@@ -157,31 +157,32 @@ def test_mounts_under_lists_only_that_tree(tmp_path: Path) -> None:
     assert "/" not in mounts_under(tmp_path)
 
 
-def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="vatools")
-    register(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(argv)
+def parse(argv: list[str]):  # type: ignore[no-untyped-def]
+    """The command `vatools GROUP COMMAND ARGS...` runs, and its parameters as click parses them."""
+    group, name, *args = argv
+    command = vatools_group.commands[group].commands[name]  # type: ignore[attr-defined]
+    return command, command.make_context(name, args).params
 
 
 def test_cli_defaults() -> None:
-    args = parse(["repo", "build", "out"])
-    assert args.func is build_handler
-    assert (args.dir, args.suites, args.key_dir, args.top, args.extra_sources) == (
-        Path("out"), None, DEFAULT_KEY_DIR, Path("."), [])
+    command, params = parse(["repo", "build", "out"])
+    assert command is build_handler
+    assert (params["dir"], params["suites"], params["key_dir"], params["top"],
+            params["extra_sources"]) == (Path("out"), (), DEFAULT_KEY_DIR, Path("."), ())
 
 
 def test_cli_repeatable_options() -> None:
-    args = parse(["repo", "build", "out", "--suite", "trixie", "--suite", "bookworm",
-                  "--key-dir", "/k", "--top", "/t", "--extra-source", "/a", "--extra-source", "/b"])
-    assert args.suites == ["trixie", "bookworm"]
-    assert (args.key_dir, args.top) == (Path("/k"), Path("/t"))
-    assert args.extra_sources == [Path("/a"), Path("/b")]
+    command, params = parse(["repo", "build", "out", "--suite", "trixie", "--suite", "bookworm",
+                             "--key-dir", "/k", "--top", "/t", "--extra-source", "/a",
+                             "--extra-source", "/b"])
+    assert params["suites"] == ("trixie", "bookworm")
+    assert (params["key_dir"], params["top"]) == (Path("/k"), Path("/t"))
+    assert params["extra_sources"] == (Path("/a"), Path("/b"))
 
 
 def test_cli_requires_a_repo_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit:
-        parse(["repo"])
-    assert exit.value.code == 2
+    assert vatools_main(["repo"]) == 2
+    assert "Missing command" in capsys.readouterr().err
 
 
 def test_read_seed_names_a_file_that_is_not_a_deb(tmp_path: Path) -> None:

@@ -1,22 +1,18 @@
-"""`vatools backup create|verify|inspect|restore|recover`: parse, call one library function, print.
-
-The lead's `vatools` wires this in with `register(subparsers)`; each subcommand sets
-`func=handler`, and handler(args) returns the exit code. Errors are printed here (one line
-and a hint), so the handlers also work on their own: `python3 -m vatools.cli.backup ...`.
-"""
+"""`vatools backup create|verify|inspect|restore|recover`: parse, call one library function, print."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
+
+import click
 
 from vatools.cli import common
 from vatools.errors import ExitCode, UsageError
 
+_ABF = common.FILE
 
 
 class ProgressLine:
@@ -44,17 +40,26 @@ class ProgressLine:
             self.shown = False
 
 
-def _target(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    from vatools.run import Target
-    return Target(Path(args.root).absolute()) if args.root else Target()
+@common.group("backup", "Create, check and restore appliance backups (.abf files).",
+              short_help="appliance backups (.abf files)")
+@common.debug_option()
+def backup() -> None:
+    pass
 
 
-def create(args: argparse.Namespace) -> int:
+@backup.command("create", help="Back up the installed appliance to one .abf file.",
+                short_help="back up the installed appliance to one .abf file",
+                epilog="examples:\n  vatools backup create --output wiki.abf\n"
+                "  vatools backup create --root /srv/chroots/wiki")
+@click.option("--output", "-o", metavar="FILE", type=_ABF,
+              help="where to write (default: ./NAME_VERSION_TIMESTAMP.abf)")
+@common.root_option()
+@common.debug_option()
+def create(output: Path | None) -> int:
     from vatools.backup.create import create_backup
     progress = ProgressLine("backing up")
     try:
-        created = create_backup(_target(args), Path(args.output) if args.output else None,
-                                progress)
+        created = create_backup(common.target(), output, progress)
     finally:
         progress.end()
     sizes = created.info.sizes
@@ -65,34 +70,46 @@ def create(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
-def verify(args: argparse.Namespace) -> int:
+@backup.command("verify", help="Check a backup completely (checksums, every member); nothing is written.",
+                short_help="check a backup completely (checksums, every member)",
+                epilog="example:\n  vatools backup verify wiki.abf")
+@click.argument("file", metavar="FILE", cls=common.Arg, type=_ABF, help="the backup file (.abf)")
+@common.debug_option()
+def verify(file: Path) -> int:
     from vatools.backup.archive import BackupFile
     from vatools.backup.info import BadBackup
-    if not Path(args.file).is_file():
-        raise UsageError(f"{args.file}: no such file")
+    if not file.is_file():
+        raise UsageError(f"{file}: no such file")
     progress = ProgressLine("verifying")
     try:
-        with BackupFile.open(Path(args.file)) as backup:
+        with BackupFile.open(file) as backup:
             sizes = backup.verify(progress)
     except BadBackup as e:
         progress.end()
-        print(f"{args.file}: BAD: {e.message}")
+        print(f"{file}: BAD: {e.message}")
         return int(ExitCode.PROBLEMS)
     progress.end()
     entries = sum(s.entries for s in sizes.values())
     for path, link in backup.external_links:
         print(f"note: {path} is a symlink to {link}, outside the backup's directories: a restore "
               "accepts it only where the target has the same link")
-    print(f"{args.file}: OK (format {backup.format_version}, {backup.info.appliance} "
+    print(f"{file}: OK (format {backup.format_version}, {backup.info.appliance} "
           f"{backup.info.appliance_version}, {entries} entries, all checksums match)")
     return int(ExitCode.OK)
 
 
-def inspect(args: argparse.Namespace) -> int:
+@backup.command("inspect", help="Show what a backup holds: its info.yaml (checked, not verified).",
+                short_help="show what a backup holds",
+                epilog="examples:\n  vatools backup inspect wiki.abf\n"
+                "  vatools backup inspect --json wiki.abf")
+@click.argument("file", metavar="FILE", cls=common.Arg, type=_ABF, help="the backup file (.abf)")
+@common.json_option("print info.yaml as JSON")
+@common.debug_option()
+def inspect(file: Path) -> int:
     from vatools.backup.archive import BackupFile
-    with BackupFile.open(Path(args.file)) as backup:
+    with BackupFile.open(file) as backup:
         info = backup.info
-        if args.json:
+        if common.settings().json:
             print(json.dumps(info.to_json(), indent=2))
             return int(ExitCode.OK)
         print(f"format:     {backup.format_version}")
@@ -110,17 +127,26 @@ def inspect(args: argparse.Namespace) -> int:
     return int(ExitCode.OK)
 
 
-def restore(args: argparse.Namespace) -> int:
+@backup.command("restore", help="Restore a backup: all of it, or nothing. It is verified first,\n"
+                "staged, and swapped in; on any failure the previous content is put back.",
+                short_help="restore a backup: all of it, or nothing",
+                epilog="examples:\n  vatools backup restore --dry-run wiki.abf\n"
+                "  vatools backup restore wiki.abf")
+@click.argument("file", metavar="FILE", cls=common.Arg, type=_ABF, help="the backup file (.abf)")
+@click.option("--dry-run", is_flag=True, help="check everything and show the plan")
+@common.root_option()
+@common.debug_option()
+def restore(file: Path, dry_run: bool) -> int:
     from vatools.backup.restore import plan_restore, restore as do_restore
-    target = _target(args)
+    target = common.target()
     progress = ProgressLine("verifying")
     try:
-        plan = plan_restore(Path(args.file), target, progress)
+        plan = plan_restore(file, target, progress)
     finally:
         progress.end()
     for line in plan.describe():
         print(line)
-    if args.dry_run:
+    if dry_run:
         plan.backup.close()
         print("dry run: nothing changed")
         return int(ExitCode.OK)
@@ -129,52 +155,16 @@ def restore(args: argparse.Namespace) -> int:
         do_restore(plan, target, progress, say=lambda text: print(text, file=sys.stderr))
     finally:
         progress.end()
-    print(f"restored {args.file} on {target}")
+    print(f"restored {file} on {target}")
     return int(ExitCode.OK)
 
 
-def recover(args: argparse.Namespace) -> int:
+@backup.command("recover", help="Repair after an interrupted restore: undo it or finish it.",
+                short_help="repair after an interrupted restore (undo or finish it)",
+                epilog="example:\n  vatools backup recover")
+@common.root_option()
+@common.debug_option()
+def recover() -> int:
     from vatools.backup.restore import recover as do_recover
-    print(do_recover(_target(args)))
+    print(do_recover(common.target()))
     return int(ExitCode.OK)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add `backup` with its subcommands to the `vatools` parser."""
-    backup = subparsers.add_parser("backup", help="appliance backups (.abf files)",
-                                   description="Create, check and restore appliance backups.")
-    commands = backup.add_subparsers(dest="backup_command", metavar="COMMAND", required=True)
-
-    def command(name: str, handler: Callable[[argparse.Namespace], int], text: str,
-                root: bool = True) -> argparse.ArgumentParser:
-        parser = commands.add_parser(name, help=text, description=text)
-        if root:
-            parser.add_argument("--root", metavar="DIR",
-                                help="act on the Debian tree in DIR instead of this system")
-        parser.add_argument("--debug", action="store_true", help="show the commands run")
-        parser.set_defaults(func=handler)
-        return parser
-
-    p = command("create", create, "back up the installed appliance to one .abf file")
-    p.add_argument("--output", "-o", metavar="FILE",
-                   help="where to write (default: ./NAME_VERSION_TIMESTAMP.abf)")
-    p = command("verify", verify, "check a backup completely (checksums, every member)", False)
-    p.add_argument("file", metavar="FILE")
-    p = command("inspect", inspect, "show what a backup holds", False)
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--json", action="store_true", help="print info.yaml as JSON")
-    p = command("restore", restore, "restore a backup: all of it, or nothing")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--dry-run", action="store_true", help="check everything and show the plan")
-    command("recover", recover, "repair after an interrupted restore (undo or finish it)")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="vatools")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return common.main_wrapper("vatools", args.func, args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

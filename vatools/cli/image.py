@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from vatools.cli import common
+import click
+
+from vatools.cli import common, complete
 
 DESCRIPTION = """\
 Build the appliance NAME as an image: a minimal Debian made with mmdebstrap, the vatools
@@ -37,80 +38,77 @@ examples:
       --set dokuwiki/wiki/password=S3cret --set dokuwiki/wiki/confirm=S3cret"""
 
 
-def register(subparsers: Any) -> None:
-    image = subparsers.add_parser("image", help="build appliance images (tar, qcow2, OCI)")
-    actions = image.add_subparsers(dest="image_command", metavar="COMMAND", required=True)
-    build = actions.add_parser(
-        "build",
-        help="build an appliance image",
-        description=DESCRIPTION,
-        epilog=EPILOG + "\n\n" + common.EXIT_STATUS_HELP,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    build.add_argument("name", metavar="NAME", help="the appliance package")
-    build.add_argument("--suite", required=True, metavar="SUITE", help="bookworm or trixie")
-    build.add_argument(
-        "--format", dest="formats", action="append", default=[], metavar="FORMAT[,FORMAT]",
-        help="tar, qcow2 or oci; repeatable or comma-separated, all made from one tree (default: tar)",
-    )
-    build.add_argument("--size", metavar="SIZE", help="the qcow2 disk's size, e.g. 4G (default 4G)")
-    build.add_argument(
-        "--output", type=Path, metavar="DIR", help="a new directory for the outputs (default: NAME-SUITE)"
-    )
-    build.add_argument("--seed", type=Path, metavar="FILE", help="vainstall's --seed, copied into the tree")
-    build.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="QUESTION=VALUE",
-        help="vainstall's --set (repeatable)",
-    )
-    build.add_argument(
-        "--repository", metavar="URL",
-        help="the vatools repository to install from (URL/SUITE/ is used; default: this host's"
-        " vatools source)",
-    )
-    build.add_argument("--keyring", type=Path, metavar="FILE", help="the repository's public key")
-    build.add_argument(
-        "--image-repository", metavar="URL|none",
-        help="the repository the image keeps for updates (default: --repository; none: no source)",
-    )
-    build.add_argument(
-        "--mirror", default="http://deb.debian.org/debian", metavar="URL", help="the Debian mirror"
-    )
-    build.add_argument(
-        "--cache", type=Path, metavar="DIR",
-        help="keep downloaded debs here and reuse them in later builds",
-    )
-    build.add_argument("--json", action="store_true", help="print the result as JSON")
-    build.add_argument("--debug", action="store_true", help="show the commands run, and tracebacks")
-    build.set_defaults(func=build_handler)
+@common.group("image", "Build appliance images: a rootfs tarball, a bootable qcow2 disk, an OCI image.",
+              short_help="build appliance images (tar, qcow2, OCI)")
+@common.debug_option()
+def image() -> None:
+    pass
 
 
-def _interrupt(signum: int, frame: object) -> NoReturn:
-    # SIGTERM takes the way out of Ctrl-C: the staging directory is removed.
-    raise KeyboardInterrupt
+def _suites(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    return [s for s in ("bookworm", "trixie") if s.startswith(incomplete)]
 
 
-def build_handler(args: argparse.Namespace) -> int:
+def _formats(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    done, comma, last = incomplete.rpartition(",")
+    return [done + comma + f for f in ("tar", "qcow2", "oci") if f.startswith(last)]
+
+
+_FILE = common.FILE
+_DIR = common.DIR
+
+
+@image.command("build", help=DESCRIPTION, epilog=EPILOG, short_help="build an appliance image")
+@click.argument("name", metavar="NAME", cls=common.Arg, help="the appliance package",
+                shell_complete=complete.appliances)
+@click.option("--suite", required=True, metavar="SUITE", help="bookworm or trixie",
+              shell_complete=_suites)
+@click.option("--format", "formats", multiple=True, metavar="FORMAT[,FORMAT]", shell_complete=_formats,
+              help="tar, qcow2 or oci; repeatable or comma-separated, all made from one tree"
+              " (default: tar)")
+@click.option("--size", metavar="SIZE", help="the qcow2 disk's size, e.g. 4G (default 4G)")
+@click.option("--output", type=_DIR, metavar="DIR",
+              help="a new directory for the outputs (default: NAME-SUITE)")
+@click.option("--seed", type=_FILE, metavar="FILE", help="vainstall's --seed, copied into the tree")
+@click.option("--set", "overrides", multiple=True, metavar="QUESTION=VALUE",
+              help="vainstall's --set (repeatable)")
+@click.option("--repository", metavar="URL",
+              help="the vatools repository to install from (URL/SUITE/ is used; default: this host's"
+              " vatools source)")
+@click.option("--keyring", type=_FILE, metavar="FILE", help="the repository's public key")
+@click.option("--image-repository", metavar="URL|none",
+              help="the repository the image keeps for updates (default: --repository; none: no source)")
+@click.option("--mirror", default="http://deb.debian.org/debian", metavar="URL",
+              help="the Debian mirror (default: http://deb.debian.org/debian)")
+@click.option("--cache", type=_DIR, metavar="DIR",
+              help="keep downloaded debs here and reuse them in later builds")
+@common.json_option("print the result as JSON")
+@common.debug_option("show the commands run, and tracebacks")
+def build_handler(name: str, suite: str, formats: tuple[str, ...], size: str | None,
+                  output: Path | None, seed: Path | None, overrides: tuple[str, ...],
+                  repository: str | None, keyring: Path | None, image_repository: str | None,
+                  mirror: str, cache: Path | None) -> int:
     from vatools.image.build import build
     from vatools.image.plan import make_plan
 
     common.require_root("vatools image build")
     signal.signal(signal.SIGTERM, _interrupt)
     plan = make_plan(
-        args.name,
-        suite=args.suite,
-        formats=args.formats,
-        size=args.size,
-        output=args.output,
-        repository_url=args.repository,
-        keyring=args.keyring,
-        image_repository=args.image_repository,
-        seed=args.seed,
-        overrides=args.overrides,
-        mirror=args.mirror,
-        cache=args.cache,
+        name,
+        suite=suite,
+        formats=list(formats),
+        size=size,
+        output=output,
+        repository_url=repository,
+        keyring=keyring,
+        image_repository=image_repository,
+        seed=seed,
+        overrides=list(overrides),
+        mirror=mirror,
+        cache=cache,
     )
     result = build(plan)
-    if args.json:
+    if common.settings().json:
         json.dump(
             {
                 "output": str(result.output),
@@ -132,3 +130,8 @@ def build_handler(args: argparse.Namespace) -> int:
         if result.secrets:
             print(f"  {result.secrets.name}  (generated passwords, mode 0600: keep it safe)")
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> NoReturn:
+    # SIGTERM takes the way out of Ctrl-C: the staging directory is removed.
+    raise KeyboardInterrupt

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import signal
-import textwrap
 import sys
+import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from vatools.cli import common
+import click
+
+from vatools.cli import common, complete
 from vatools.errors import UsageError, VatoolsError
 
 DESCRIPTION = """\
@@ -30,71 +32,43 @@ examples:
   vainstall --replace --yes moinmoin-appliance"""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = common.parser("vainstall", DESCRIPTION, EPILOG)
-    p.add_argument("name", metavar="NAME", help="the appliance package to install")
-    p.add_argument("--seed", metavar="FILE", type=Path, help="use this seed file instead of the appliance's own")
-    p.add_argument(
-        "--set",
-        metavar="QUESTION=VALUE",
-        action="append",
-        default=[],
-        dest="overrides",
-        help="override one answer of the seed (repeatable)",
-    )
-    p.add_argument("--dry-run", action="store_true", help="show the plan; change nothing")
-    p.add_argument(
-        "--check",
-        action="store_true",
-        help="only check the seed against every package apt would install, as a table;"
-        " exit status 1 when it has errors; change nothing",
-    )
-    p.add_argument("--replace", action="store_true", help="replace the appliance already installed")
-    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument(
-        "--lock-timeout",
-        metavar="SECONDS",
-        type=float,
-        default=120.0,
-        help="how long to wait for another apt or dpkg to finish (default 120)",
-    )
-    p.add_argument(
-        "--stall-timeout",
-        metavar="SECONDS",
-        type=float,
-        default=900.0,
-        help="stop and roll back when apt shows no progress for this long (default 900)",
-    )
-    common.add_target_options(p)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    return common.main_wrapper("vainstall", _vainstall, args)
-
-
-def _interrupt(signum: int, frame: object) -> NoReturn:
-    # SIGTERM takes the same careful way out as Ctrl-C: stop apt, roll back.
-    raise KeyboardInterrupt
-
-
-def _vainstall(args: argparse.Namespace) -> int:
+@common.command("vainstall", DESCRIPTION, epilog=EPILOG)
+@click.argument("name", metavar="NAME", cls=common.Arg, help="the appliance package to install",
+                shell_complete=complete.appliances)
+@click.option("--seed", metavar="FILE", type=common.FILE,
+              help="use this seed file instead of the appliance's own")
+@click.option("--set", "overrides", metavar="QUESTION=VALUE", multiple=True,
+              help="override one answer of the seed (repeatable)")
+@click.option("--dry-run", is_flag=True, help="show the plan; change nothing")
+@click.option("--check", is_flag=True,
+              help="only check the seed against every package apt would install, as a table;"
+              " exit status 1 when it has errors; change nothing")
+@click.option("--replace", is_flag=True, help="replace the appliance already installed")
+@click.option("-y", "--yes", is_flag=True, help="do not ask for confirmation")
+@click.option("--lock-timeout", metavar="SECONDS", type=float, default=120.0,
+              help="how long to wait for another apt or dpkg to finish (default 120)")
+@click.option("--stall-timeout", metavar="SECONDS", type=float, default=900.0,
+              help="stop and roll back when apt shows no progress for this long (default 900)")
+@common.root_option()
+@common.debug_option()
+@common.version_option("vainstall")
+def vainstall(name: str, seed: Path | None, overrides: tuple[str, ...], dry_run: bool, check: bool,
+              replace: bool, yes: bool, lock_timeout: float, stall_timeout: float) -> int:
     from vatools import install
 
+    signal.signal(signal.SIGTERM, _interrupt)
     common.require_root("vainstall")
     request = install.Request(
-        name=args.name,
-        seed_file=args.seed,
-        overrides=tuple(_parse_override(o) for o in args.overrides),
-        replace=args.replace,
-        target=common.target(args),
-        lock_timeout=args.lock_timeout,
-        stall_timeout=args.stall_timeout,
+        name=name,
+        seed_file=seed,
+        overrides=tuple(_parse_override(o) for o in overrides),
+        replace=replace,
+        target=common.target(),
+        lock_timeout=lock_timeout,
+        stall_timeout=stall_timeout,
     )
     with install.exclusive(request.target):
-        if args.check:
+        if check:
             try:
                 plan = install.prepare(request)
             except install.SeedRejected as rejected:
@@ -104,14 +78,23 @@ def _vainstall(args: argparse.Namespace) -> int:
             return 0
         plan = install.prepare(request)
         _print_plan(plan)
-        if args.dry_run:
+        if dry_run:
             print("\nDry run: nothing was changed.")
             return 0
-        if not args.yes:
+        if not yes:
             _confirm()
         outcome = install.execute(plan)
     _print_outcome(outcome)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return common.run(vainstall, "vainstall", argv)
+
+
+def _interrupt(signum: int, frame: object) -> NoReturn:
+    # SIGTERM takes the same careful way out as Ctrl-C: stop apt, roll back.
+    raise KeyboardInterrupt
 
 
 def _parse_override(text: str) -> tuple[str, str]:

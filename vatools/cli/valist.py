@@ -2,47 +2,45 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
+from collections.abc import Sequence
+
+import click
 
 from vatools.cli import common
+from vatools.errors import UsageError
 
 DESCRIPTION = """\
 List appliances: the packages that provide virtual-appliance. Installed ones come
 from dpkg's status (fast); available ones from apt's package lists."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = common.parser("valist", DESCRIPTION, "examples:\n  valist\n  valist --installed --json")
-    which = p.add_mutually_exclusive_group()
-    which.add_argument("--installed", action="store_true", help="only installed appliances (fast)")
-    which.add_argument("--available", action="store_true", help="only appliances apt can install")
-    p.add_argument("--json", action="store_true", help="print a JSON list of objects")
-    common.add_target_options(p)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return common.main_wrapper("valist", _valist, args)
-
-
-def _valist(args: argparse.Namespace) -> int:
+@common.command("valist", DESCRIPTION, epilog="examples:\n  valist\n  valist --installed --json")
+@click.option("--installed", is_flag=True, help="only installed appliances (fast)")
+@click.option("--available", is_flag=True, help="only appliances apt can install")
+@common.json_option("print a JSON list of objects")
+@common.root_option()
+@common.debug_option()
+@common.version_option("valist")
+def valist(installed: bool, available: bool) -> int:
     from vatools import listing
 
-    target = common.target(args)
+    if installed and available:
+        raise UsageError("--installed and --available exclude each other", hint="give one of them")
+    target = common.target()
     entries = listing.installed(target)  # with --available too, or installed ones pass as available
-    if not args.installed:
+    if not installed:
         entries = listing.with_available(target, entries)
-        if args.available:
+        if available:
             entries = [e for e in entries if e.state == "available"]
-    if args.json:
+    if common.settings().json:
+        import json
+
         json.dump([e.as_json() for e in entries], sys.stdout, indent=2)
         print()
         return 0
     if not entries:
-        print("No appliances found." if not args.installed else "No appliance is installed.")
+        print("No appliances found." if not installed else "No appliance is installed.")
         return 0
     rows = [("NAME", "STATE", "VERSION", "CANDIDATE", "SEED", "DESCRIPTION")] + [
         (e.name, e.state, e.version or "-", e.candidate or "-", e.seed, e.description)
@@ -52,6 +50,10 @@ def _valist(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[5])
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return common.run(valist, "valist", argv)
 
 
 if __name__ == "__main__":
