@@ -174,7 +174,7 @@ def _swallowed_by_comment(name: str, start: int, continued: list[str]) -> list[P
     return [
         Problem(
             "error",
-            f"this line continues the comment or blank line {start}, which ends in a backslash,"
+            f"this line continues the comment on line {start}, which ends in a backslash,"
             " so debconf-set-selections ignores it",
             Location(name, start + offset),
             hint=f"remove the backslash at the end of line {start + offset - 1}",
@@ -194,7 +194,7 @@ def _unparsable(line: str, location: Location) -> Problem:
         message,
         location,
         hint="for example: dokuwiki dokuwiki/wiki/title string My Wiki"
-        " (words separated by spaces or tabs)",
+        + (f" (replace {_describe(blank.group())} with a space or a tab)" if blank else ""),
     )
 
 
@@ -206,29 +206,40 @@ def _describe(char: str) -> str:
 
 
 def value_hazard(value: str) -> str | None:
-    """Why debconf would not hand this value back as it is written (None: it would).
+    """Why debconf would not hand this value back as written (None: it would).
 
-    vatools passes the seed on one line per answer, and debconf keeps values in a file where a
-    backslash-n stands for a line break.
+    vatools passes a seed to debconf-set-selections one line per answer, and debconf keeps
+    values in a file where a backslash followed by n stands for a line break.
 
-    >>> value_hazard("C:\\\\new") is not None
-    True
+    >>> value_hazard("C:\\\\new")
+    'a backslash followed by n in a value is read back by debconf as a line break'
     >>> value_hazard("My Wiki  ") is None
     True
     """
+    found = _value_hazard(value)
+    return found[0] if found else None
+
+
+def _value_hazard(value: str) -> tuple[str, str] | None:
+    """(what goes wrong, what to do) for a value debconf cannot take as it is."""
     if "\n" in value:
-        return "value spans lines"
+        return "value spans lines", "a seed value is one line"
     if "\\n" in value:
         return (
-            "debconf stores a value in a file where a backslash followed by n means a line"
-            " break: the package would read a line break here"
+            "a backslash followed by n in a value is read back by debconf as a line break",
+            "debconf has no way to store a backslash followed by n: change the value",
         )
     if value.endswith("\r"):
-        return "the value ends in a carriage return, which debconf-set-selections drops"
+        return (
+            "the value ends in a carriage return, which debconf-set-selections drops at the end"
+            " of a line",
+            "remove it (save the seed with Unix line endings)",
+        )
     if value.endswith("\\"):
         return (
-            "the value ends in a backslash, which debconf-set-selections reads as 'the line"
-            " continues on the next one'"
+            "the value ends in a backslash, which debconf-set-selections reads as 'continued on"
+            " the next line'",
+            "debconf has no way to end a value with a backslash: change the value",
         )
     return None
 
@@ -276,11 +287,10 @@ def check_syntax(seed: Seed) -> list[Problem]:
                     sel.location,
                 )
             )
-        hazard = value_hazard(sel.value)
+        hazard = _value_hazard(sel.value)
         if hazard is not None:
-            problems.append(
-                Problem("error", f"{sel.question}: {hazard}", sel.location, hint=_HAZARD_HINT)
-            )
+            message, hint = hazard
+            problems.append(Problem("error", f"{sel.question}: {message}", sel.location, hint=hint))
         if not sel.is_flag:
             earlier = seen_values.get(sel.question)
             if earlier is not None and earlier.value != sel.value:
@@ -293,10 +303,8 @@ def check_syntax(seed: Seed) -> list[Problem]:
                     )
                 )
             seen_values[sel.question] = sel
-    return problems
-
-
-_HAZARD_HINT = "debconf has no way to write this value; change it"
+    # In file order, as an editor shows them.
+    return sorted(problems, key=lambda p: p.location.line if p.location else 0)
 
 
 def _misread_words(sel: Selection) -> Problem | None:
@@ -305,12 +313,16 @@ def _misread_words(sel: Selection) -> Problem | None:
     blank = _UNICODE_BLANK.search(sel.owner + sel.question + sel.type)
     if blank is not None:
         skipped = sel.type not in VALUE_TYPES and sel.type not in FLAGS
+        comment = _UNICODE_BLANK.sub("", sel.owner).startswith("#")
         return Problem(
             "error",
-            f"{_describe(blank.group())} is not a blank to debconf-set-selections: it reads {words}"
+            f"{_describe(blank.group())} is not a blank to debconf-set-selections: it reads"
+            + (" this comment as a seed line, " if comment else " ")
+            + words
             + (" and skips the line" if skipped else ""),
             sel.location,
-            hint="separate OWNER, QUESTION, TYPE and VALUE with spaces or tabs",
+            hint="replace it with a space or a tab"
+            + (" (a comment line starts with '#' after spaces or tabs only)" if comment else ""),
         )
     # Perl takes the word "0" for false: as a question it stops debconf-set-selections
     # ("no template name specified") before it saves anything; as an owner it adds "unknown".
