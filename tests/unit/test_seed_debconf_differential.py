@@ -10,6 +10,7 @@ with what vatools parsed:
 - a seed vatools finds no error in is stored exactly as parsed, with no warning from debconf;
 - the questions without an error are stored as parsed also from Seed.render() (what vainstall
   feeds debconf);
+- a stored value splits into the items Debconf::Question's value_split makes of it.
 - the lines debconf skips ("Unknown type", "parse error") are the lines vatools reports;
 - wherever debconf stored something else than vatools parsed, vatools reported an error on a
   line of that question.
@@ -22,7 +23,7 @@ import os
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -30,7 +31,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from vatools.seed.file import FLAGS, VALUE_TYPES, Seed, check_syntax, parse_seed
+from vatools.seed.file import FLAGS, VALUE_TYPES, Seed, check_syntax, parse_seed, split_choices
 
 HOST_DB = Path("/var/cache/debconf")
 
@@ -65,6 +66,8 @@ Filename: {dir}/templates.dat
 
 # Every question as a package would read it back, through debconf's own modules, read-only:
 # name, value, template type, seen flag, then the owners; each field hex ("-": undefined).
+# Before the owners: the value as Debconf::Question->value_split splits a multiselect value,
+# as COUNT:HEX,HEX,...
 DUMP = r"""
 use strict;
 use warnings;
@@ -74,12 +77,15 @@ Debconf::Db->load(readonly => "true");
 my $it = Debconf::Question->iterator;
 while (my $q = $it->iterate) {
     my $name = $q->name;
-    print join(" ", map { defined $_ ? unpack("H*", $_) : "-" }
+    my @items = $q->value_split;
+    my @fields = map { defined $_ ? unpack("H*", $_) : "-" }
         $name,
         $Debconf::Db::config->getfield($name, "value"),
         $Debconf::Db::templates->getfield($q->template->template, "type"),
-        $Debconf::Db::config->getflag($name, "seen"),
-        $Debconf::Db::config->owners($name)), "\n";
+        $Debconf::Db::config->getflag($name, "seen");
+    push @fields, scalar(@items) . ":" . join(",", map { unpack("H*", $_) } @items);
+    push @fields, map { unpack("H*", $_) } $Debconf::Db::config->owners($name);
+    print join(" ", @fields), "\n";
 }
 """
 
@@ -93,6 +99,8 @@ class Stored:
     owners: frozenset[str]
     type: str | None
     seen: bool
+    # The value split as debconf splits a multiselect value; not compared, see the test.
+    items: tuple[str, ...] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -133,12 +141,17 @@ class ScratchDebconf:
 
 
 def _stored(line: str) -> tuple[str, Stored]:
-    name, value, type_, seen, *owners = (
-        None if field == "-" else bytes.fromhex(field).decode("utf-8", "surrogateescape")
-        for field in line.split(" ")
-    )
+    words = line.split(" ")
+    name, value, type_, seen = (_unhex(word) for word in words[:4])
+    count, _, hexes = words[4].partition(":")
+    items = tuple(_unhex(h) or "" for h in hexes.split(",")) if int(count) else ()
+    owners = frozenset(_unhex(word) or "" for word in words[5:] if word)
     assert name is not None
-    return name, Stored(value, frozenset(o or "" for o in owners), type_, seen == "true")
+    return name, Stored(value, owners, type_, seen == "true", items)
+
+
+def _unhex(word: str) -> str | None:
+    return None if word == "-" else bytes.fromhex(word).decode("utf-8", "surrogateescape")
 
 
 def expected(seed: Seed, unseen: bool) -> tuple[dict[str, Stored], int]:
@@ -290,6 +303,11 @@ def test_vatools_reads_every_seed_line_as_debconf_does(
         rendered = debconf.load(clean.render(), unseen)
         assert rendered.questions == clean_model
         assert rendered.count("warning|error") == clean_missing, rendered.stderr
+    # A multiselect value is split into items as debconf splits it.
+    for question, stored in got.questions.items():
+        if stored == model.get(question) and stored.value is not None:
+            assert tuple(split_choices(stored.value)) == stored.items, stored
+
     if not errors:
         assert got.questions == model
         assert got.count("warning|error") == missing, got.stderr

@@ -85,6 +85,14 @@ def test_split_choices_honours_escaped_commas():
     assert split_choices("a\\, b, c") == ["a, b", "c"]
 
 
+def test_split_choices_splits_as_debconf_value_split():
+    # Only a comma followed by blanks separates; nothing is stripped; "\ " is a plain space.
+    assert split_choices("a,b, c") == ["a,b", "c"]
+    assert split_choices(" a,  b ") == [" a", "b "]
+    assert split_choices("a\\ , b, ") == ["a ", "b"]
+    assert split_choices(", a") == ["", "a"]
+
+
 def test_only_ascii_blanks_separate_words_as_in_debconf():
     # Perl's \s on bytes: space, tab, vertical tab, form feed, carriage return.
     (sel,) = parse_seed("pkg\x0bpkg/q\x0cstring\rMy\u00a0Wiki\u3000\n", "s").selections

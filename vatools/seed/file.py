@@ -336,16 +336,34 @@ def _misread_words(sel: Selection) -> Problem | None:
     return None
 
 
+# Debconf::Question's value_split and choices_split: ", " (a comma and blanks) separates,
+# a backslash makes the comma or space after it plain.
+_CHOICE_PARTS = re.compile(r"(\\[, ]|,\s+)", re.ASCII)
+
+
 def split_choices(text: str) -> list[str]:
-    """Split a debconf Choices field or multiselect value: ", " separates, "\\," escapes a comma.
+    """Split a debconf Choices field or multiselect value exactly as debconf does.
+
+    A comma separates only when blanks follow it; a backslash before a comma or a space makes
+    it plain; nothing is stripped; an empty last item is dropped.
 
     >>> split_choices("a, b\\\\, c, d")
     ['a', 'b, c', 'd']
+    >>> split_choices("a,b,  c ")
+    ['a,b', 'c ']
     >>> split_choices("")
     []
     """
-    if not text.strip():
-        return []
-    parts = re.split(r"(?<!\\),\s*", text)
-    return [part.replace("\\,", ",").strip() for part in parts]
-
+    items: list[str] = []
+    item = ""
+    for index, part in enumerate(_CHOICE_PARTS.split(text)):
+        if index % 2 == 0:
+            item += part
+        elif part.startswith("\\"):
+            item += part[1]
+        else:
+            items.append(item)
+            item = ""
+    if item:
+        items.append(item)
+    return items
