@@ -199,7 +199,9 @@ def debconf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScratchDebconf
 
 # ASCII blanks are blanks to debconf (Perl's \s on bytes); the Unicode ones are word characters.
 ASCII_BLANKS = [" ", "\t", "\x0b", "\x0c", "\r"]
-UNICODE_BLANKS = ["\u00a0", "\u2003", "\u3000", "\x85", "\x1c", "\x1f", "\u2028", "\u202f", "\u1680"]
+UNICODE_BLANKS = [
+    "\u00a0", "\u2003", "\u3000", "\x85", "\x1c", "\x1f", "\u2028", "\u202f", "\u1680"
+]
 WORD_CHARS = list("aq0/-_.:,#\\") + ["é", "日", "\x00", "\x01", "\x1b", "\x7f"]
 TYPES = sorted(VALUE_TYPES + FLAGS) + ["error", "bool", "String", "seen\u00a0"]
 

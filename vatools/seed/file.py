@@ -18,7 +18,8 @@ store or hand back differently (see `value_hazard`).
 'My  Wiki'
 >>> [str(p) for p in check_syntax(parse_seed("a a/b bool yes\\n", "y.seed"))]
 ["y.seed:1: error: unknown type 'bool' for a/b (debconf-set-selections would skip the line)"]
->>> [str(p) for p in check_syntax(parse_seed("a a/b\\u00a0string yes\\n", "z.seed"))]  # doctest: +ELLIPSIS
+>>> nbsp = parse_seed("a a/b\\u00a0string yes\\n", "z.seed")
+>>> [str(p) for p in check_syntax(nbsp)]  # doctest: +ELLIPSIS
 ["z.seed:1: error: U+00A0 (NO-BREAK SPACE) is not a blank to debconf-set-selections: ..."]
 """
 
