@@ -256,7 +256,7 @@ seed_texts = st.builds(
 
 
 @settings(
-    max_examples=100,
+    max_examples=80,
     deadline=None,
     derandomize=True,
     database=None,
