@@ -96,7 +96,7 @@ class Problem:
 
 @dataclass(frozen=True)
 class Seed:
-    """A parsed seed file. `syntax_problems` are lines debconf could not parse at all."""
+    """A parsed seed file. `syntax_problems`: lines debconf cannot parse, or ignores unexpectedly."""
 
     name: str
     selections: tuple[Selection, ...]
