@@ -67,7 +67,7 @@ def parse_templates(text: str, owner: str) -> dict[str, Template]:
 def _choices(type_: str, field: str | None) -> tuple[str, ...] | None:
     if type_ not in ("select", "multiselect") or field is None or "${" in field:
         return None
-    return tuple(split_choices(field.replace("\n", " ")))
+    return tuple(split_choices(field.replace("\n", " ").strip()))
 
 
 def from_deb(path: Path) -> tuple[str, dict[str, Template]]:
