@@ -151,3 +151,16 @@ def test_problems_come_in_seed_order_then_overrides_then_the_rest():
         [("nobody/asks", "x")],
     )
     assert [str(p.location) for p in verdict.problems] == ["a.seed:1", "a.seed:2", "--set:1", "None", "None", "None"]
+
+
+def test_a_set_value_debconf_would_hand_back_changed_is_an_error() -> None:
+    """A backslash followed by n reads back from debconf's database as a line break."""
+    from vatools.seed.file import parse_seed
+    from vatools.seed.policy import InPlay, effective_seed
+
+    seed = parse_seed("probe probe/name string x\n", "s.seed")
+    in_play = InPlay(installing={}, installing_packages=frozenset({"probe"}), installed={},
+                     installed_packages=frozenset(), answers={}, complete=False)
+    verdict = effective_seed(seed, [("probe/name", "C:\\new")], in_play)
+    assert [p.message for p in verdict.errors] == [
+        "--set probe/name: a backslash followed by n in a value is read back by debconf as a line break"]

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
 from vatools.seed.check import check_against_templates, check_unanswered
-from vatools.seed.file import Location, Problem, Seed, Selection, check_syntax
+from vatools.seed.file import Location, Problem, Seed, Selection, check_syntax, value_hazard
 from vatools.seed.templates import Template
 from vatools.target import Target
 
@@ -167,6 +167,9 @@ def _apply_overrides(
                     where,
                 )
             )
+        elif value_hazard(value):  # debconf would hand back something else
+            problems.append(Problem("error", f"--set {question}: {value_hazard(value)}", where,
+                                    hint="change the value"))
         elif seed.answer(question) is not None:
             seed = seed.with_value(question, value, where)
         elif question in known:
