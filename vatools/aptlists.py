@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from pathlib import Path
 
+from vatools.appliance import VIRTUAL_PACKAGE
 from vatools.target import Target
 
-VIRTUAL_APPLIANCE = "virtual-appliance"
 _OPENERS: dict[str, Callable[[Path], bytes]] = {
     "": Path.read_bytes,
     ".gz": lambda p: gzip.decompress(p.read_bytes()),
@@ -39,7 +39,7 @@ def appliance_names(target: Target) -> list[str]:
     texts = _lists(target)
     if texts is None:
         return _from_cache(target, _cache_providers)
-    return sorted({name for text in texts for name in providers(text, VIRTUAL_APPLIANCE.encode())})
+    return sorted({name for text in texts for name in providers(text, VIRTUAL_PACKAGE.encode())})
 
 
 def package_names(target: Target, prefix: str) -> list[str]:
@@ -98,7 +98,7 @@ def _from_cache(target: Target, names: Callable[[Any], list[str]]) -> list[str]:
 
 def _cache_providers(cache: Any) -> list[str]:
     try:
-        virtual = cache[VIRTUAL_APPLIANCE]
+        virtual = cache[VIRTUAL_PACKAGE]
     except KeyError:
         return []
     return [provider[0] for provider in virtual.provides_list]

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import TYPE_CHECKING, Callable
 
+from vatools.appliance import PLUGIN_ENTRY_POINTS
 from vatools.control.protocol import HelperError
 
 if TYPE_CHECKING:
     from flask import Blueprint
 
-GROUP = "vatools.control.plugins"
+GROUP = PLUGIN_ENTRY_POINTS  # the entry point group appliance plugin packages register in
 log = logging.getLogger("appliance-control")
 
 
