@@ -24,37 +24,10 @@ from vatools.errors import VatoolsError
 from vatools.seed import debconfdb
 from vatools.seed.file import parse_seed
 from vatools.target import Target
+from tests.support.debconf import HOST_DATABASE_DIR, write_debconf_conf
 
-HOST_DATABASE = [Path("/var/cache/debconf") / name for name in debconfdb.DB_FILES]
+HOST_DATABASE = [HOST_DATABASE_DIR / name for name in debconfdb.DB_FILES]
 
-# /etc/debconf.conf as Debian ships it, with the files in the tree.
-DEBCONF_CONF = """\
-Config: configdb
-Templates: templatedb
-
-Name: config
-Driver: File
-Mode: 644
-Reject-Type: password
-Filename: {dir}/config.dat
-
-Name: passwords
-Driver: File
-Mode: 600
-Backup: false
-Required: false
-Accept-Type: password
-Filename: {dir}/passwords.dat
-
-Name: configdb
-Driver: Stack
-Stack: config, passwords
-
-Name: templatedb
-Driver: File
-Mode: 644
-Filename: {dir}/templates.dat
-"""
 
 SEED = """\
 wiki wiki/title string My Wiki
@@ -85,7 +58,7 @@ class Scratch:
         self.dir = self.target.path(debconfdb.DB_DIR)
         self.dir.mkdir(parents=True)
         self.conf = tmp_path / "debconf.conf"  # outside the tree: not part of its database
-        self.conf.write_text(DEBCONF_CONF.format(dir=self.dir))
+        write_debconf_conf(self.conf, self.dir)
 
     def set_selections(self, text: str) -> str:
         result = vatools.run.run(

@@ -32,37 +32,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from vatools.seed.file import FLAGS, VALUE_TYPES, Seed, check_syntax, parse_seed, split_choices
+from tests.support.debconf import HOST_DATABASE_DIR, write_debconf_conf
 
-HOST_DB = Path("/var/cache/debconf")
 
-# The stock /etc/debconf.conf layout (passwords apart from the rest), every file in one directory.
-DEBCONF_CONF = """\
-Config: configdb
-Templates: templatedb
 
-Name: config
-Driver: File
-Mode: 644
-Reject-Type: password
-Filename: {dir}/config.dat
-
-Name: passwords
-Driver: File
-Mode: 600
-Backup: false
-Required: false
-Accept-Type: password
-Filename: {dir}/passwords.dat
-
-Name: configdb
-Driver: Stack
-Stack: config, passwords
-
-Name: templatedb
-Driver: File
-Mode: 644
-Filename: {dir}/templates.dat
-"""
 
 # Every question as a package would read it back, through debconf's own modules, read-only:
 # name, value, template type, seen flag, then the owners; each field hex ("-": undefined).
@@ -122,7 +95,7 @@ class ScratchDebconf:
     def load(self, text: str, unseen: bool) -> Outcome:
         directory = Path(tempfile.mkdtemp(dir=self.root))
         conf = directory / "debconf.conf"
-        conf.write_text(DEBCONF_CONF.format(dir=directory))
+        write_debconf_conf(conf, directory)
         env = {k: v for k, v in os.environ.items() if not _FOREIGN_ENV.fullmatch(k)}
         env.update(DEBCONF_SYSTEMRC=str(conf), LC_ALL="C", LANGUAGE="C")
         command = ["debconf-set-selections"] + (["-u"] if unseen else [])
@@ -180,7 +153,7 @@ def expected(seed: Seed, unseen: bool) -> tuple[dict[str, Stored], int]:
 
 def _host_state() -> dict[str, tuple[int, int, str]]:
     state = {}
-    for path in sorted(HOST_DB.glob("*.dat*")):
+    for path in sorted(HOST_DATABASE_DIR.glob("*.dat*")):
         info = path.stat()
         try:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()

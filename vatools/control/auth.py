@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import hashlib
 import hmac
 import ipaddress
-import json
 import os
 import secrets
 import sys
@@ -25,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from vatools.control.statefile import locked_json
 from vatools.errors import VatoolsError
 
 # scrypt at OWASP's recommendation (2024): N=2**17, r=8, p=1 costs 128 MiB and ~0.3 s: cheap
@@ -187,19 +186,8 @@ class RateLimit:
             if self.path is None:
                 yield self._memory
                 return
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "r+") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                try:
-                    failures = json.loads(handle.read() or "{}")
-                    if not isinstance(failures, dict):
-                        failures = {}
-                except ValueError:
-                    failures = {}
+            with locked_json(self.path) as failures:
                 yield failures
-                handle.seek(0)
-                handle.truncate()
-                handle.write(json.dumps(failures))
 
     def _prune(self, failures: dict[str, list[float]], now: float) -> None:
         """Drop every key's entries older than the window (not only the asking key's)."""

@@ -20,8 +20,6 @@ False
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import os
 import secrets
 import threading
@@ -29,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, MutableMapping
 
+from vatools.control.statefile import locked_json
 from vatools.errors import VatoolsError
 
 KEY_BYTES = 32
@@ -52,20 +51,8 @@ class Sessions:
             if self.path is None:
                 yield self._memory
                 return
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "r+") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
-                try:
-                    live = json.loads(handle.read() or "{}")
-                    if not isinstance(live, dict):
-                        live = {}
-                except ValueError:
-                    live = {}
+            with locked_json(self.path, write) as live:
                 yield live
-                if write:
-                    handle.seek(0)
-                    handle.truncate()
-                    handle.write(json.dumps(live))
 
     def _prune(self, live: dict[str, float], now: float) -> None:
         for sid, started in list(live.items()):
