@@ -11,7 +11,7 @@ repository's Packages index call them `Vatools-...`:
     Vatools-Services        the systemd services it runs, stopped during backups
     Vatools-Backup-Config   absolute paths of its configuration, for backups
     Vatools-Backup-Data     absolute paths of its data, for backups
-    Vatools-Check-Services  systemd services that must be active (default: Vatools-Services)
+    Vatools-Check-Services  systemd services that must be active
     Vatools-Check-Http      HTTP probes of loopback URLs, one per line: URL STATUS [TEXT...]
     Vatools-Check-Programs  absolute paths of check programs (exit 0: healthy)
     Vatools-Check-Deadline  seconds an HTTP probe may retry before it fails (default 60)
@@ -156,9 +156,10 @@ def is_unit_name(unit: str) -> bool:
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_CHECK_DEADLINE = 60  # seconds: long enough for a service restarted by an upgrade
 MAX_CHECK_DEADLINE = 3600
-# ${debconf:QUESTION} in a probe's text: the answer in the target's debconf database.
+# ${debconf:QUESTION} in a probe's text: the answer in the target's debconf database. The
+# question's "/" keeps dpkg-gencontrol from reading it as a substvar (${[-:0-9a-z]+} only).
 _PLACEHOLDER = r"\$\{([^}]*)\}"
-_DEBCONF_QUESTION = r"debconf:([A-Za-z0-9][A-Za-z0-9._+/-]*)"
+_DEBCONF_QUESTION = r"debconf:([A-Za-z0-9][A-Za-z0-9._+-]*/[A-Za-z0-9._+/-]+)"
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ class HttpProbe:
             raise bad(f"{status!r} is not an HTTP status (100 to 599)")
         for placeholder in re.findall(_PLACEHOLDER, text):
             if not re.fullmatch(_DEBCONF_QUESTION, placeholder):
-                raise bad(f"${{{placeholder}}} is not ${{debconf:QUESTION}}",
+                raise bad(f"${{{placeholder}}} is not ${{debconf:OWNER/QUESTION}}",
                           hint="name a debconf question, e.g. ${debconf:dokuwiki/wiki/title}")
         if "${" in re.sub(_PLACEHOLDER, "", text):
             raise bad("a '${' is not closed by '}'")
@@ -245,7 +246,7 @@ class HealthChecks:
     is always checked besides).
 
     >>> checks = HealthChecks.from_fields({
-    ...     "Vatools-Services": "apache2 postfix",
+    ...     "Vatools-Check-Services": "apache2 postfix",
     ...     "Vatools-Check-Http": "\\n http://127.0.0.1/ 200 Team Wiki\\n http://[::1]:8080/login 200",
     ...     "Vatools-Check-Programs": "/usr/share/vatools/appliances/wiki/check-db",
     ...     "Vatools-Check-Deadline": "30"}, "wiki 1.0")
@@ -261,15 +262,13 @@ class HealthChecks:
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str], origin: str) -> HealthChecks:
-        """Read the Vatools-Check-* fields; without Vatools-Check-Services the services that
-        must be active are Vatools-Services. Refuses what cannot be run as declared."""
-        declared = fields.get(CHECK_SERVICES_FIELD)
-        field_name = CHECK_SERVICES_FIELD if declared is not None else SERVICES_FIELD
-        services = tuple((declared if declared is not None
-                          else fields.get(SERVICES_FIELD, "")).split())
+        """Read the Vatools-Check-* fields (none: no checks of its own). Refuses what cannot
+        be run as declared, naming the field and the value."""
+        services = tuple(fields.get(CHECK_SERVICES_FIELD, "").split())
         for unit in services:
             if not is_unit_name(unit):
-                raise ApplianceError(f"{origin} field {field_name}: {unit!r} is not a unit name",
+                raise ApplianceError(f"{origin} field {CHECK_SERVICES_FIELD}: {unit!r} is not "
+                                     "a unit name",
                                      hint="list systemd units separated by spaces")
         http = tuple(HttpProbe.parse(line.strip(), origin)
                      for line in fields.get(CHECK_HTTP_FIELD, "").splitlines() if line.strip())
