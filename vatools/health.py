@@ -193,6 +193,10 @@ def remap_port(url: str, ports: Mapping[int, int]) -> str:
     return urlunsplit(parts._replace(netloc=f"{host}:{ports[port]}"))
 
 
+class _LeftLoopback(urllib.error.URLError):
+    """A redirect away from this machine: not followed, and not retried either."""
+
+
 class _LoopbackRedirects(urllib.request.HTTPRedirectHandler):
     """Follow a redirect only to another loopback URL: a probe never leaves this machine."""
 
@@ -200,7 +204,7 @@ class _LoopbackRedirects(urllib.request.HTTPRedirectHandler):
                          headers: Any, newurl: str) -> urllib.request.Request | None:
         parts = urlsplit(newurl)
         if parts.scheme != "http" or parts.hostname not in appliance.LOOPBACK_HOSTS:
-            raise urllib.error.URLError(f"redirected ({code}) away from this machine to {newurl}")
+            raise _LeftLoopback(f"redirected ({code}) away from this machine to {newurl}")
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
@@ -246,6 +250,8 @@ def check_http(probe: HttpProbe, answers: _Answers, deadline: float, ports: Mapp
             else:
                 found = f" with {text!r}" if text else ""
                 return CheckResult("http", name, OK, f"answered {status}{found}{via}")
+        except _LeftLoopback as error:
+            return CheckResult("http", name, FAILED, f"{error.reason}{via}")
         except (urllib.error.URLError, OSError, ValueError) as error:
             reason = error.reason if isinstance(error, urllib.error.URLError) else error
             problem = f"no answer: {reason}"
