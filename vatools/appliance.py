@@ -11,8 +11,13 @@ repository's Packages index call them `Vatools-...`:
     Vatools-Services        the systemd services it runs, stopped during backups
     Vatools-Backup-Config   absolute paths of its configuration, for backups
     Vatools-Backup-Data     absolute paths of its data, for backups
+    Vatools-Check-Services  systemd services that must be active
+    Vatools-Check-Http      HTTP probes of loopback URLs, one per line: URL STATUS [TEXT...]
+    Vatools-Check-Programs  absolute paths of check programs (exit 0: healthy)
+    Vatools-Check-Deadline  seconds an HTTP probe may retry before it fails (default 60)
 
-Values are separated by whitespace and may be folded over several lines.
+Values are separated by whitespace and may be folded over several lines; Vatools-Check-Http
+alone is read line by line (one probe per line).
 
 >>> fields = {"Package": "wiki-appliance", "Version": "1.0-1",
 ...           "Provides": "virtual-appliance", "Depends": "wikiengine (>= 2), apache2",
@@ -41,7 +46,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +65,12 @@ SEED_SHA256_FIELD = "Vatools-Seed-Sha256"
 SERVICES_FIELD = "Vatools-Services"
 BACKUP_CONFIG_FIELD = "Vatools-Backup-Config"
 BACKUP_DATA_FIELD = "Vatools-Backup-Data"
-FIELDS = (SEED_SHA256_FIELD, SERVICES_FIELD, BACKUP_CONFIG_FIELD, BACKUP_DATA_FIELD)
+CHECK_SERVICES_FIELD = "Vatools-Check-Services"
+CHECK_HTTP_FIELD = "Vatools-Check-Http"
+CHECK_PROGRAMS_FIELD = "Vatools-Check-Programs"
+CHECK_DEADLINE_FIELD = "Vatools-Check-Deadline"
+FIELDS = (SEED_SHA256_FIELD, SERVICES_FIELD, BACKUP_CONFIG_FIELD, BACKUP_DATA_FIELD,
+          CHECK_SERVICES_FIELD, CHECK_HTTP_FIELD, CHECK_PROGRAMS_FIELD, CHECK_DEADLINE_FIELD)
 SOURCE_FIELD_PREFIX = "XB-"  # in debian/control: copied into the .deb and the Packages index
 
 # --- the seed ----------------------------------------------------------------------------------
@@ -142,17 +152,143 @@ def is_unit_name(unit: str) -> bool:
 # --- health checks -----------------------------------------------------------------------------
 
 
+# Probes go to this machine only: a health check never sends traffic elsewhere.
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+DEFAULT_CHECK_DEADLINE = 60  # seconds: long enough for a service restarted by an upgrade
+MAX_CHECK_DEADLINE = 3600
+# ${debconf:QUESTION} in a probe's text: the answer in the target's debconf database. The
+# question's "/" keeps dpkg-gencontrol from reading it as a substvar (${[-:0-9a-z]+} only).
+_PLACEHOLDER = r"\$\{([^}]*)\}"
+_DEBCONF_QUESTION = r"debconf:([A-Za-z0-9][A-Za-z0-9._+-]*/[A-Za-z0-9._+/-]+)"
+
+
+@dataclass(frozen=True)
+class HttpProbe:
+    """GET `url` (on this machine) must answer `status`, with `text` in the body when given.
+
+    `text` may name debconf answers, `${debconf:QUESTION}`, filled in from the target's
+    debconf database when the probe runs (the wiki answers with its seeded title):
+
+    >>> probe = HttpProbe.parse("http://127.0.0.1/wiki/ 200 <title>${debconf:wiki/title}",
+    ...                         "wiki 1.0")
+    >>> probe.url, probe.status, probe.questions
+    ('http://127.0.0.1/wiki/', 200, ('wiki/title',))
+    >>> probe.expected_text({"wiki/title": "Team Wiki"})
+    '<title>Team Wiki'
+    >>> HttpProbe.parse("http://wiki.example.org/ 200", "wiki 1.0")
+    Traceback (most recent call last):
+    ...
+    vatools.appliance.ApplianceError: wiki 1.0 field Vatools-Check-Http: \
+'http://wiki.example.org/ 200': host 'wiki.example.org' is not a loopback address
+    """
+
+    url: str
+    status: int
+    text: str = ""  # as declared, placeholders unexpanded; empty: any body
+
+    @classmethod
+    def parse(cls, line: str, origin: str) -> HttpProbe:
+        def bad(why: str, hint: str = "write URL STATUS [TEXT...], e.g. "
+                                      "http://127.0.0.1/ 200 Welcome") -> ApplianceError:
+            return ApplianceError(f"{origin} field {CHECK_HTTP_FIELD}: {line!r}: {why}", hint=hint)
+
+        words = line.split(None, 2)
+        if len(words) < 2:
+            raise bad("a probe needs a URL and an HTTP status")
+        url, status, text = words[0], words[1], (words[2].strip() if len(words) > 2 else "")
+        _check_loopback_url(url, bad)
+        if not re.fullmatch(r"[1-5][0-9][0-9]", status):
+            raise bad(f"{status!r} is not an HTTP status (100 to 599)")
+        for placeholder in re.findall(_PLACEHOLDER, text):
+            if not re.fullmatch(_DEBCONF_QUESTION, placeholder):
+                raise bad(f"${{{placeholder}}} is not ${{debconf:OWNER/QUESTION}}",
+                          hint="name a debconf question, e.g. ${debconf:dokuwiki/wiki/title}")
+        if "${" in re.sub(_PLACEHOLDER, "", text):
+            raise bad("a '${' is not closed by '}'")
+        return cls(url, int(status), text)
+
+    @property
+    def questions(self) -> tuple[str, ...]:
+        """The debconf questions whose answers the text names."""
+        return tuple(re.fullmatch(_DEBCONF_QUESTION, p)[1]  # type: ignore[index]
+                     for p in re.findall(_PLACEHOLDER, self.text))
+
+    def expected_text(self, answers: Mapping[str, str]) -> str:
+        """The text with every `${debconf:QUESTION}` replaced by its answer (KeyError: the
+        database has no answer to a question it names)."""
+        return re.sub(_PLACEHOLDER, lambda m: answers[m[1].removeprefix("debconf:")], self.text)
+
+    def __str__(self) -> str:
+        return " ".join([self.url, str(self.status), *([self.text] if self.text else [])])
+
+
+def _check_loopback_url(url: str, bad: Callable[..., ApplianceError]) -> None:
+    from urllib.parse import urlsplit  # only when probes are declared
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port out of range or not a number)
+    except ValueError as error:
+        raise bad(f"{url!r} is not a URL: {error}") from None
+    if parts.scheme != "http":
+        raise bad(f"{url!r} is not an http:// URL",
+                  hint="probe the service on this machine over plain HTTP (127.0.0.1)")
+    if parts.username is not None or parts.password is not None:
+        raise bad("a probe's URL carries no user or password")
+    if parts.hostname not in LOOPBACK_HOSTS:
+        raise bad(f"host {parts.hostname!r} is not a loopback address",
+                  hint="probes go to this machine only: 127.0.0.1, localhost or [::1]")
+
+
 @dataclass(frozen=True)
 class HealthChecks:
-    """What the appliance declares to prove it works: the place for the health-check issue.
+    """What the appliance declares to prove it works (vatools.health runs it; `dpkg --audit`
+    is always checked besides).
 
-    No control field declares health checks yet; their fields, once specified, are added to
-    FIELDS and read by `from_fields`. Until then every appliance has none.
+    >>> checks = HealthChecks.from_fields({
+    ...     "Vatools-Check-Services": "apache2 postfix",
+    ...     "Vatools-Check-Http": "\\n http://127.0.0.1/ 200 Team Wiki\\n http://[::1]:8080/login 200",
+    ...     "Vatools-Check-Programs": "/usr/share/vatools/appliances/wiki/check-db",
+    ...     "Vatools-Check-Deadline": "30"}, "wiki 1.0")
+    >>> checks.services, [str(p) for p in checks.http], checks.programs, checks.deadline
+    (('apache2', 'postfix'), ['http://127.0.0.1/ 200 Team Wiki', 'http://[::1]:8080/login 200'], \
+('/usr/share/vatools/appliances/wiki/check-db',), 30)
     """
+
+    services: tuple[str, ...] = ()  # systemd units that must be active
+    http: tuple[HttpProbe, ...] = ()
+    programs: tuple[str, ...] = ()  # absolute paths in the target; exit 0 means healthy
+    deadline: int = DEFAULT_CHECK_DEADLINE  # seconds an HTTP probe retries before it fails
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, str], origin: str) -> HealthChecks:
-        return cls()
+        """Read the Vatools-Check-* fields (none: no checks of its own). Refuses what cannot
+        be run as declared, naming the field and the value."""
+        services = tuple(fields.get(CHECK_SERVICES_FIELD, "").split())
+        for unit in services:
+            if not is_unit_name(unit):
+                raise ApplianceError(f"{origin} field {CHECK_SERVICES_FIELD}: {unit!r} is not "
+                                     "a unit name",
+                                     hint="list systemd units separated by spaces")
+        http = tuple(HttpProbe.parse(line.strip(), origin)
+                     for line in fields.get(CHECK_HTTP_FIELD, "").splitlines() if line.strip())
+        programs = tuple(fields.get(CHECK_PROGRAMS_FIELD, "").split())
+        for program in programs:
+            if not program.startswith("/") or "/../" in program + "/" or "\\" in program:
+                raise ApplianceError(
+                    f"{origin} field {CHECK_PROGRAMS_FIELD}: {program!r} is not an absolute path",
+                    hint=f"ship the program in the package, e.g. {HOOKS_DIR}/NAME/check")
+        deadline_text = fields.get(CHECK_DEADLINE_FIELD, "").strip()
+        deadline = DEFAULT_CHECK_DEADLINE
+        if deadline_text:
+            if not (deadline_text.isascii() and deadline_text.isdigit()
+                    and 1 <= int(deadline_text) <= MAX_CHECK_DEADLINE):
+                raise ApplianceError(
+                    f"{origin} field {CHECK_DEADLINE_FIELD}: {deadline_text!r} is not a number "
+                    f"of seconds from 1 to {MAX_CHECK_DEADLINE}",
+                    hint=f"the default is {DEFAULT_CHECK_DEADLINE}")
+            deadline = int(deadline_text)
+        return cls(services, http, programs, deadline)
 
 
 # --- the declaration ---------------------------------------------------------------------------

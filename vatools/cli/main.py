@@ -5,11 +5,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from vatools.cli import backup, common, image, new, repo, seed
+from vatools.cli import backup, check, common, image, new, repo, seed
 
 DESCRIPTION = """\
 Tools around appliances: check seed files, build signed repositories, scaffold new
-appliances, back up and restore, build images. See vatools(1).
+appliances, back up and restore, build images, check the installed appliance's
+health. See vatools(1).
 
 --root, --debug and --json may also be given here, before the command."""
 
@@ -23,7 +24,7 @@ def vatools() -> None:
     pass
 
 
-for group in (seed.seed, repo.repo, new.new, backup.backup, image.image):
+for group in (seed.seed, repo.repo, new.new, backup.backup, image.image, check.check):
     vatools.add_command(group)
 
 

@@ -245,3 +245,31 @@ class Operations:
         reload = run(["postfix", "reload"], check=False)
         note = "" if reload.returncode == 0 else f" (postfix not reloaded: {reload.stdout.strip()})"
         return f"relayhost = {relayhost}{note}"
+
+    @implements("health-check")
+    def op_health_check(self, emit: Emit) -> dict[str, Any]:
+        """The appliance's health checks (vatools.health) as JSON; a dashboard reloaded by many
+        clients runs them once per HEALTH_CACHE_SECONDS."""
+        return HEALTH_CACHE.get()  # type: ignore[no-any-return]
+
+
+# health-check: probes wait HEALTH_DEADLINE seconds at most (a page is waiting), and the
+# results are reused for HEALTH_CACHE_SECONDS.
+HEALTH_DEADLINE = 3
+HEALTH_CACHE_SECONDS = 15
+
+
+def _health_of_host() -> dict[str, Any]:
+    from vatools import health
+
+    return health.check_installed(HOST, deadline=HEALTH_DEADLINE).to_json()
+
+
+def new_health_cache() -> Any:
+    """An empty cache of the host's health-check results."""
+    from vatools.control.sysinfo import Cached
+
+    return Cached(HEALTH_CACHE_SECONDS, _health_of_host)
+
+
+HEALTH_CACHE = new_health_cache()

@@ -112,6 +112,8 @@ OPERATIONS: dict[str, Operation] = {
     "poweroff": Operation("shut the machine down"),
     "set-relayhost": Operation("set postfix's relayhost", {"relayhost": RELAYHOST}),
     "appliance-stats": Operation("the appliance's own figures (its control-stats hook)"),
+    "health-check": Operation("run the appliance's health checks (results cached briefly)",
+                              exclusive=False),
 }
 
 

@@ -71,10 +71,11 @@ def apply(target: Target, seed: Seed) -> None:
         )
 
 
-def values(target: Target) -> dict[str, str]:
-    """Current answers of every question (passwords included), as debconf stores them."""
+def values(target: Target, *, passwords: bool = True) -> dict[str, str]:
+    """Current answers of every question (passwords included unless `passwords` is False),
+    as debconf stores them."""
     answers: dict[str, str] = {}
-    for name in ("config.dat", "passwords.dat"):
+    for name in ("config.dat", "passwords.dat") if passwords else ("config.dat",):
         path = target.path(f"{DB_DIR}/{name}")
         if not path.exists():
             continue

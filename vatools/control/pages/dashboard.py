@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, render_template
 
 from vatools.control import sysinfo
-from vatools.control.pages import jobs
+from vatools.control.client import HelperError
+from vatools.control.pages import client, jobs
 from vatools.control.plugins import widgets_of
 
 bp = Blueprint("dashboard", __name__)
@@ -23,6 +25,33 @@ def _services() -> list[tuple[str, str]]:
 
 _service_states = sysinfo.Cached(5, _services)
 
+# The health checks run as root in the helper (they read debconf, run the appliance's check
+# programs); the page asks for the results at most every HEALTH_SECONDS (per app).
+HEALTH_SECONDS = 10
+HEALTH_WORDS = {"ok": "passes", "failed": "FAILS", "unknown": "not known"}
+
+
+@dataclass(frozen=True)
+class Health:
+    checks: tuple[dict[str, str], ...] = ()
+    ok: bool = False
+    error: str = ""
+
+
+def _ask_health() -> Health:
+    try:
+        report = client().call("health-check")
+        return Health(tuple(report["checks"]), bool(report["ok"]))
+    except HelperError as e:
+        return Health(error=e.describe())
+
+
+def _health() -> Health:
+    cache = current_app.extensions.setdefault(
+        "control.health", sysinfo.Cached(HEALTH_SECONDS, _ask_health))
+    found: Health = cache.get()
+    return found
+
 
 @bp.route("/")
 def index() -> Any:
@@ -32,6 +61,7 @@ def index() -> Any:
         widgets.append((plugin, found, error))
     return render_template("dashboard.html", appliance=_appliance.get(),
                            machine=_machine.get(), services=_service_states.get(),
+                           health=_health(), health_words=HEALTH_WORDS,
                            widgets=widgets, broken=current_app.extensions["control.broken"])
 
 
