@@ -47,7 +47,8 @@ def helper() -> Iterator[Path]:
     sock = listening_socket(path, "nogroup")
     stop = threading.Event()
     thread = threading.Thread(target=serve, args=(sock, WEB_UID,
-                                                  Operations(state / "backups", "nobody"), stop),
+                                                  Operations(state / "backups", "nobody",
+                                                             directory / "helper-state"), stop),
                               daemon=True)
     thread.start()
     try:
