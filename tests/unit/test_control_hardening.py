@@ -56,12 +56,13 @@ def _bomb(levels: int) -> str:
 
 
 @pytest.mark.parametrize("text, refused", [
-    (_bomb(9), "alias"),  # 9**9 strings: memory exhausted if expanded
+    (_bomb(9), "anchors are not allowed"),  # 9**9 strings: memory exhausted if expanded
+    (INFO_V2 + "other: *name\n", "aliases are not allowed"),
     (INFO_V2.replace("appliance: wiki", "appliance: &name wiki") + "other: *name\n", "anchor"),
     (INFO_V2.replace("hostname: host", "hostname: !!binary aG9zdA=="), "tag"),
     (INFO_V2.replace("services: []", "services: !!set {a, b}"), "tag"),
     (INFO_V2 + "deep: " + "[" * 200 + "]" * 200 + "\n", "nested"),
-], ids=["alias-bomb", "anchor", "binary-tag", "set-tag", "deep-nesting"])
+], ids=["alias-bomb", "alias", "anchor", "binary-tag", "set-tag", "deep-nesting"])
 def test_info_yaml_refuses_aliases_anchors_tags_and_deep_nesting(text: str, refused: str) -> None:
     with pytest.raises(BadBackup) as caught:
         parse_info(text.encode(), FORMAT_VERSION)
