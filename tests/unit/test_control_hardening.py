@@ -73,3 +73,93 @@ def test_an_unquoted_timestamp_stays_the_string_written() -> None:
     info = parse_info(INFO_V2.replace("'2026-01-01 00:00:00'", "2026-01-01 00:00:00").encode(),
                       FORMAT_VERSION)
     assert info.timestamp == "2026-01-01 00:00:00"
+
+
+# -- the postinst in the web user's state directory ---------------------------------------------
+WEB_USER, WEB_UID, WEB_GID = "nobody", 65534, 65534
+
+
+@pytest.fixture
+def place() -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.fail("these tests need root (they switch to other uids)", pytrace=False)
+    directory = Path(tempfile.mkdtemp(prefix="vatools-provision-"))
+    directory.chmod(0o755)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory)
+
+
+def provision(*args: str, password: str = "") -> subprocess.CompletedProcess[str]:
+    """The postinst's call (`python3 -I -m vatools.control.provision ...`), on this tree."""
+    return subprocess.run([sys.executable, "-m", "vatools.control.provision", *args],
+                          input=password, capture_output=True, text=True, cwd="/",
+                          env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO)})
+
+
+def as_web_user(*argv: str) -> None:
+    subprocess.run(["setpriv", f"--reuid={WEB_UID}", f"--regid={WEB_GID}", "--clear-groups",
+                    *argv], check=True)
+
+
+def root_only(path: Path, directory: bool = False) -> Path:
+    if directory:
+        path.mkdir(mode=0o700)
+    else:
+        path.write_text("root's secret\n")
+        path.chmod(0o600)
+    return path
+
+
+def assert_untouched(path: Path, mode: int) -> None:
+    status = path.lstat()
+    assert (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) == (0, 0, mode)
+
+
+def test_provision_makes_the_state_directories_of_the_web_user(place: Path) -> None:
+    state = place / "state"
+    for _ in range(2):  # a reinstall finds them there
+        assert provision("state", str(state), WEB_USER).returncode == 0
+        for made in (state, state / "backups"):
+            status = made.lstat()
+            assert stat.S_ISDIR(status.st_mode)
+            assert (status.st_uid, stat.S_IMODE(status.st_mode)) == (WEB_UID, 0o750)
+
+
+def test_provision_follows_no_symlink_planted_for_a_state_directory(place: Path) -> None:
+    state = place / "state"
+    assert provision("state", str(state), WEB_USER).returncode == 0
+    victim = root_only(place / "victim", directory=True)
+    as_web_user("sh", "-c", f"rmdir {state}/backups && ln -s {victim} {state}/backups")
+    result = provision("state", str(state), WEB_USER)
+    assert result.returncode == 1 and "is a symlink: refused" in result.stderr, result
+    assert_untouched(victim, 0o700)
+
+
+def test_provision_writes_the_password_as_the_web_user(place: Path) -> None:
+    state = place / "state"
+    assert provision("state", str(state), WEB_USER).returncode == 0
+    result = provision("password", str(state), WEB_USER, password="a-long-password\n")
+    assert result.returncode == 0, result.stderr
+    status = (state / "admin-password").lstat()
+    assert (status.st_uid, stat.S_IMODE(status.st_mode)) == (WEB_UID, 0o600)
+    from vatools.control import auth
+    assert auth.verify_password("a-long-password", auth.read_hash(state / "admin-password") or "")
+
+
+def test_provision_writes_no_password_through_a_planted_symlink(place: Path) -> None:
+    state = place / "state"
+    assert provision("state", str(state), WEB_USER).returncode == 0
+    victim = root_only(place / "victim")
+    as_web_user("ln", "-s", str(victim), str(state / "admin-password.new"))
+    provision("password", str(state), WEB_USER, password="a-long-password")
+    assert_untouched(victim, 0o600)
+    assert victim.read_text() == "root's secret\n"
+
+
+def test_the_postinst_leaves_the_state_directory_to_provision() -> None:
+    postinst = (REPO / "debian/appliance-control.postinst").read_text()
+    assert "python3 -I -m vatools.control.provision state" in postinst
+    assert "python3 -I -m vatools.control.provision password" in postinst
+    assert "install -d" not in postinst and "chown" not in postinst
