@@ -163,3 +163,123 @@ def test_the_postinst_leaves_the_state_directory_to_provision() -> None:
     assert "python3 -I -m vatools.control.provision state" in postinst
     assert "python3 -I -m vatools.control.provision password" in postinst
     assert "install -d" not in postinst and "chown" not in postinst
+
+
+# -- files opened by descriptor ---------------------------------------------------------------------
+def test_open_regular_refuses_a_fifo_a_symlink_and_a_directory_without_blocking(place: Path) -> None:
+    from vatools.control.rootfs import open_dir, open_regular
+    from vatools.errors import VatoolsError
+
+    os.mkfifo(place / "fifo")  # no writer: a blocking open would wait forever
+    (place / "link").symlink_to("/etc/passwd")
+    (place / "dir").mkdir()
+    (place / "file").write_text("x")
+    directory = open_dir(place)
+    try:
+        for name, problem in (("fifo", "is not a regular file"), ("link", "is a symlink"),
+                              ("dir", "is not a regular file")):
+            with pytest.raises(VatoolsError) as caught:
+                open_regular(directory, name, place)
+            assert problem in caught.value.message
+        os.close(open_regular(directory, "file", place))
+    finally:
+        os.close(directory)
+
+
+def test_open_dir_refuses_a_symlink_on_the_way(place: Path) -> None:
+    from vatools.control.rootfs import open_dir, private_dir
+    from vatools.errors import VatoolsError
+
+    (place / "real").mkdir()
+    (place / "link").symlink_to(place / "real")
+    with pytest.raises(VatoolsError, match="is a symlink: refused"):
+        open_dir(place / "link" / "sub")
+    (place / "open").mkdir(mode=0o777)
+    (place / "open").chmod(0o777)
+    with pytest.raises(VatoolsError, match="is not root's alone"):
+        private_dir(place / "open" / "staging")  # others could swap its names
+    os.close(private_dir(place / "staging"))
+    assert stat.S_IMODE((place / "staging").lstat().st_mode) == 0o700
+
+
+# -- apt outside the helper's cgroup; the helper not restarted under its own feet ----------------
+def test_apt_runs_in_a_scope_of_its_own_under_systemd_and_directly_without() -> None:
+    from vatools.control.ops import apt_argv
+
+    scoped = apt_argv(["upgrade", "--yes"], True, "appliance-control-apt-7-1")
+    assert scoped[:2] == ["systemd-run", "--scope"] and "--collect" in scoped
+    assert "--unit=appliance-control-apt-7-1" in scoped
+    assert scoped[scoped.index("--") + 1:] == ["apt-get", "upgrade", "--yes"]
+    assert apt_argv(["upgrade", "--yes"], False, "x") == ["apt-get", "upgrade", "--yes"]
+
+
+def test_the_helper_exits_once_idle_after_its_own_package_was_upgraded(place: Path) -> None:
+    import socket
+    import threading
+
+    from vatools.control.helper import serve
+    from vatools.control.ops import Operations
+
+    operations = Operations(place / "backups", WEB_USER, place / "staging")
+    operations.restart_wanted = True  # as op_apt_upgrade sets it
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.bind(str(place / "helper.sock"))
+        sock.listen(1)
+        server = threading.Thread(target=serve, args=(sock, WEB_UID, operations), daemon=True)
+        server.start()
+        server.join(60)
+        assert not server.is_alive(), "the helper still serves after upgrading itself"
+
+
+def test_an_upgrade_does_not_restart_the_helpers_units() -> None:
+    rules = (REPO / "debian/rules").read_text()
+    assert ("dh_installsystemd -pappliance-control --name=appliance-control-helper "
+            "--no-stop-on-upgrade") in rules
+
+
+# -- the units' sandboxing ------------------------------------------------------------------------------
+UNITS = {"appliance-control.service": "debian/appliance-control.service",
+         "appliance-control-helper.service":
+             "debian/appliance-control.appliance-control-helper.service"}
+
+
+def exposure(name: str, place: Path) -> float:
+    """`systemd-analyze security --offline=yes`'s overall exposure of the unit (0 best, 10)."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed")
+    unit = place / name
+    shutil.copy(REPO / UNITS[name], unit)
+    result = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(unit)],
+                            capture_output=True, text=True)
+    line = next(line for line in result.stdout.splitlines()
+                if "Overall exposure level" in line)
+    print(line)
+    return float(line.split(": ", 1)[1].split()[0])
+
+
+def test_the_units_are_sandboxed_as_far_as_their_jobs_allow(place: Path) -> None:
+    # Before issue #17: 8.7 (web) and 9.6 (helper).
+    assert exposure("appliance-control.service", place) <= 2.0
+    assert exposure("appliance-control-helper.service", place) < 9.6
+
+
+def unit_settings(name: str) -> dict[str, str]:
+    settings = {}
+    for line in (REPO / UNITS[name]).read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and not line.startswith("#"):
+            settings[key] = value
+    return settings
+
+
+def test_both_units_start_in_slash_and_the_web_python_is_isolated() -> None:
+    web = unit_settings("appliance-control.service")
+    helper = unit_settings("appliance-control-helper.service")
+    assert web["WorkingDirectory"] == helper["WorkingDirectory"] == "/"
+    assert web["ExecStart"].startswith("/usr/bin/python3 -I -m gunicorn ")
+    assert web["User"] == "appliance-control" and web["NoNewPrivileges"] == "yes"
+    # The helper runs apt and dpkg: nothing that would break them.
+    for forbidden in ("ProtectSystem", "PrivateDevices", "NoNewPrivileges", "SystemCallFilter",
+                      "RestrictAddressFamilies", "RestrictSUIDSGID", "PrivateTmp", "ProtectHome"):
+        assert forbidden not in helper, forbidden
+    assert helper["StateDirectory"] == "appliance-control-helper"
