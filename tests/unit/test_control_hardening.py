@@ -235,6 +235,9 @@ def test_an_upgrade_does_not_restart_the_helpers_units() -> None:
     rules = (REPO / "debian/rules").read_text()
     assert ("dh_installsystemd -pappliance-control --name=appliance-control-helper "
             "--no-stop-on-upgrade") in rules
+    # Without a unit list, the web service's call would take the helper's units too (seen in
+    # the built postinst: deb-systemd-invoke restart of all three on upgrade).
+    assert "\tdh_installsystemd -pappliance-control appliance-control.service\n" in rules
 
 
 # -- the units' sandboxing ------------------------------------------------------------------------------

@@ -349,3 +349,21 @@ def test_the_client_gives_up_on_a_helper_that_never_answers(monkeypatch: pytest.
     shutil.rmtree(directory)
     assert outcome and isinstance(outcome[0], HelperError), "the client still waits"
     assert "did not answer" in outcome[0].message
+
+
+def test_heartbeats_keep_a_client_waiting_for_the_lock_from_giving_up(
+        helper: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vatools.control import client as client_module
+    from vatools.control import helper as helper_module
+
+    monkeypatch.setattr(helper_module, "HEARTBEAT", 0.1)
+    monkeypatch.setattr(client_module, "IDLE_TIMEOUT", 0.5)
+    helper_module._exclusive.acquire()  # a long operation runs: backup-delete must wait
+    releaser = threading.Timer(2.0, helper_module._exclusive.release)
+    releaser.start()
+    try:
+        answer = as_uid(WEB_UID, WEB_GID, lambda: HelperClient(helper).call(
+            "backup-delete", {"name": "none.abf"}))
+    finally:
+        releaser.join()
+    assert answer["error"].startswith("no backup named none.abf"), answer
