@@ -367,3 +367,29 @@ def test_heartbeats_keep_a_client_waiting_for_the_lock_from_giving_up(
     finally:
         releaser.join()
     assert answer["error"].startswith("no backup named none.abf"), answer
+
+
+def test_a_client_sending_a_byte_now_and_then_is_dropped_too(
+        helper: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vatools.control import helper as helper_module
+
+    monkeypatch.setattr(helper_module, "REQUEST_TIMEOUT", 1.0)
+
+    def trickle() -> dict[str, Any]:
+        """Sends a byte every 0.1 s (never the newline) until the helper hangs up."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(60)
+            sock.connect(str(helper))
+            sent = 0
+            try:
+                for byte in b'{"op": "ping", "args": {}}' + b" " * 300:
+                    sock.sendall(bytes([byte]))
+                    sent += 1
+                    time.sleep(0.1)
+            except OSError:
+                pass  # the helper hung up
+            with sock.makefile("rb") as answers:
+                return {"sent": sent, "answers": [json.loads(answer) for answer in answers]}
+    answer = as_uid(WEB_UID, WEB_GID, trickle)["value"]
+    assert answer["sent"] < 326, "the helper kept reading a request that never ends"
+    assert "no request" in answer["answers"][-1]["error"], answer

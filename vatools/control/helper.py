@@ -25,6 +25,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, ContextManager
 
@@ -89,10 +90,13 @@ def _heartbeat(reply: _Reply) -> Any:
 
 
 def _read_request(conn: socket.socket) -> bytes:
+    """The request line, which must be complete within REQUEST_TIMEOUT (a byte now and then
+    does not keep the connection)."""
     data = b""
-    conn.settimeout(REQUEST_TIMEOUT)
+    deadline = time.monotonic() + REQUEST_TIMEOUT
     while not data.endswith(b"\n"):
         try:
+            conn.settimeout(max(deadline - time.monotonic(), 0.001))
             chunk = conn.recv(4096)
         except socket.timeout:
             raise BadRequest(f"no request within {REQUEST_TIMEOUT:g} seconds",
@@ -107,6 +111,7 @@ def _read_request(conn: socket.socket) -> bytes:
 
 def handle(conn: socket.socket, allowed_uid: int, operations: Operations) -> None:
     reply = _Reply(conn)
+    conn.settimeout(SEND_TIMEOUT)
     try:
         uid = peer_uid(conn)
         if uid != allowed_uid:
