@@ -99,8 +99,18 @@ def provision(*args: str, password: str = "") -> subprocess.CompletedProcess[str
 
 
 def as_web_user(*argv: str) -> None:
-    subprocess.run(["setpriv", f"--reuid={WEB_UID}", f"--regid={WEB_GID}", "--clear-groups",
-                    *argv], check=True)
+    """Run a command as the web user (nobody), as a forked child that drops root for real."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(WEB_GID)
+            os.setuid(WEB_UID)
+            os.execvp(argv[0], argv)
+        finally:
+            os._exit(127)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, argv
 
 
 def root_only(path: Path, directory: bool = False) -> Path:
@@ -246,24 +256,34 @@ UNITS = {"appliance-control.service": "debian/appliance-control.service",
              "debian/appliance-control.appliance-control-helper.service"}
 
 
-def exposure(name: str, place: Path) -> float:
-    """`systemd-analyze security --offline=yes`'s overall exposure of the unit (0 best, 10)."""
+def exposure(name: str, place: Path, text: str | None = None) -> float:
+    """`systemd-analyze security --offline=yes`'s overall exposure of the unit (0 best, 10);
+    `text` instead of the unit's file."""
     if shutil.which("systemd-analyze") is None:
         pytest.skip("systemd-analyze is not installed")
     unit = place / name
-    shutil.copy(REPO / UNITS[name], unit)
+    unit.write_text(text if text is not None else (REPO / UNITS[name]).read_text())
     result = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(unit)],
                             capture_output=True, text=True)
     line = next(line for line in result.stdout.splitlines()
                 if "Overall exposure level" in line)
-    print(line)
+    print(line if text is None else f"(without its sandboxing) {line}")
     return float(line.split(": ", 1)[1].split()[0])
 
 
+def bare(name: str) -> str:
+    """The unit with its command and user only, as systemd-analyze scores it without any
+    sandboxing (on bookworm's systemd 252: 9.2 for the web service, 9.6 for the helper;
+    before issue #17 the units scored 8.7 and 9.6, now 1.9 and 9.5)."""
+    kept = [line for line in (REPO / UNITS[name]).read_text().splitlines()
+            if line.startswith(("[", "ExecStart=", "User=", "Group="))]
+    return "\n".join(kept) + "\n"
+
+
 def test_the_units_are_sandboxed_as_far_as_their_jobs_allow(place: Path) -> None:
-    # Before issue #17: 8.7 (web) and 9.6 (helper).
-    assert exposure("appliance-control.service", place) <= 2.0
-    assert exposure("appliance-control-helper.service", place) < 9.6
+    web, helper = "appliance-control.service", "appliance-control-helper.service"
+    assert exposure(web, place) <= 2.5 < exposure(web, place, bare(web))
+    assert exposure(helper, place) < exposure(helper, place, bare(helper))
 
 
 def unit_settings(name: str) -> dict[str, str]:
