@@ -75,7 +75,7 @@ def test_an_unquoted_timestamp_stays_the_string_written() -> None:
     assert info.timestamp == "2026-01-01 00:00:00"
 
 
-# -- the postinst in the web user's state directory ---------------------------------------------
+# -- the postinst in the web user's state directory -----------------------------------------------
 WEB_USER, WEB_UID, WEB_GID = "nobody", 65534, 65534
 
 
@@ -175,8 +175,9 @@ def test_the_postinst_leaves_the_state_directory_to_provision() -> None:
     assert "install -d" not in postinst and "chown" not in postinst
 
 
-# -- files opened by descriptor ---------------------------------------------------------------------
-def test_open_regular_refuses_a_fifo_a_symlink_and_a_directory_without_blocking(place: Path) -> None:
+# -- files opened by descriptor -------------------------------------------------------------------
+def test_open_regular_refuses_a_fifo_a_symlink_and_a_directory_without_blocking(
+        place: Path) -> None:
     from vatools.control.rootfs import open_dir, open_regular
     from vatools.errors import VatoolsError
 
@@ -212,7 +213,7 @@ def test_open_dir_refuses_a_symlink_on_the_way(place: Path) -> None:
     assert stat.S_IMODE((place / "staging").lstat().st_mode) == 0o700
 
 
-# -- apt outside the helper's cgroup; the helper not restarted under its own feet ----------------
+# -- apt outside the helper's cgroup; the helper not restarted under its own feet -----------------
 def test_apt_runs_in_a_scope_of_its_own_under_systemd_and_directly_without() -> None:
     from vatools.control.ops import apt_argv
 
@@ -250,7 +251,7 @@ def test_an_upgrade_does_not_restart_the_helpers_units() -> None:
     assert "\tdh_installsystemd -pappliance-control appliance-control.service\n" in rules
 
 
-# -- the units' sandboxing ------------------------------------------------------------------------------
+# -- the units' sandboxing ------------------------------------------------------------------------
 UNITS = {"appliance-control.service": "debian/appliance-control.service",
          "appliance-control-helper.service":
              "debian/appliance-control.appliance-control-helper.service"}

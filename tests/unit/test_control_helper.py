@@ -183,7 +183,7 @@ def test_the_hint_of_a_failed_job_reaches_the_web_page(helper: Path) -> None:
             in page)
 
 
-# -- the web user attacks the root side (issue #17) -------------------------------------------------
+# -- the web user attacks the root side (issue #17) -----------------------------------------------
 # Each test below plays an attack of the web user (nobody, in a forked child) on the helper and
 # checks that root followed none of the web user's paths.
 BACKUP_NAME = "wiki_1_20260101T000000Z.abf"
@@ -327,7 +327,8 @@ def test_read_only_operations_do_not_wait_for_the_exclusive_lock(helper: Path) -
     assert answer["value"][-1]["error"].startswith("no backup named none.abf"), answer
 
 
-def test_the_client_gives_up_on_a_helper_that_never_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_client_gives_up_on_a_helper_that_never_answers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from vatools.control import client as client_module
 
     monkeypatch.setattr(client_module, "IDLE_TIMEOUT", 0.5, raising=False)

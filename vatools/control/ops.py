@@ -253,7 +253,8 @@ class Operations:
             raise VatoolsError(f"{self.backups / name} exists already",
                                hint="remove it, then back up again") from None
         try:
-            with open(source, "rb", closefd=False) as reader, open(out, "wb", closefd=False) as writer:
+            with open(source, "rb", closefd=False) as reader, \
+                    open(out, "wb", closefd=False) as writer:
                 reader.seek(0)
                 shutil.copyfileobj(reader, writer, 1 << 20)
                 writer.flush()
