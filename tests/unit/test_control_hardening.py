@@ -307,3 +307,17 @@ def test_both_units_start_in_slash_and_the_web_python_is_isolated() -> None:
                       "RestrictAddressFamilies", "RestrictSUIDSGID", "PrivateTmp", "ProtectHome"):
         assert forbidden not in helper, forbidden
     assert helper["StateDirectory"] == "appliance-control-helper"
+
+
+def test_an_upgrade_of_the_helpers_code_is_noticed(monkeypatch: pytest.MonkeyPatch,
+                                                   place: Path) -> None:
+    """dpkg renames a new file over the old one: the helper sees the inode change."""
+    from vatools.control import helper
+
+    before = helper.code_identity()
+    copy = place / "ops.py"
+    shutil.copy(helper.__file__.replace("helper.py", "ops.py"), copy)
+    from vatools.control import ops
+    monkeypatch.setattr(ops, "__file__", str(copy))
+    changed = helper.code_identity()
+    assert changed != before and changed[0] == before[0]

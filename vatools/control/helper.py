@@ -167,13 +167,33 @@ def _serve_one(conn: socket.socket, allowed_uid: int, operations: Operations) ->
         _clients.release()
 
 
+def code_identity() -> tuple[tuple[int, int, int] | None, ...]:
+    """The helper's code files as they are on disk now. dpkg installs a new version of a file
+    under a temporary name and renames it over the old one, so an upgrade of the helper's
+    package (from the web interface or from a shell) changes the inode."""
+    from vatools.control import ops, protocol
+
+    identity: list[tuple[int, int, int] | None] = []
+    for module in (sys.modules[__name__], ops, protocol):
+        try:
+            status = os.stat(str(module.__file__))
+            identity.append((status.st_dev, status.st_ino, status.st_mtime_ns))
+        except OSError:
+            identity.append(None)
+    return tuple(identity)
+
+
 def serve(sock: socket.socket, allowed_uid: int, operations: Operations,
           stop: threading.Event | None = None) -> None:
-    """Serve until `stop` is set, or until an upgrade replaced the helper's own package and
-    no connection is left (operations.restart_wanted): systemd's socket then starts the new
-    helper on the next request."""
+    """Serve until `stop` is set, or, once an upgrade replaced the helper's code on disk
+    (operations.restart_wanted), until no connection is left: systemd's socket then starts
+    the new helper on the next request. The helper's units are not restarted by the upgrade
+    itself (debian/rules), which may run under this very helper."""
+    started = code_identity()
     sock.settimeout(0.5)
     while stop is None or not stop.is_set():
+        if code_identity() != started:
+            operations.restart_wanted = True
         if operations.restart_wanted:
             with _active_lock:
                 if _active_count[0] == 0:

@@ -33,7 +33,6 @@ STATS_HOOK = "control-stats"
 # Root's own directory (the helper unit's StateDirectory): a backup is written here, where the
 # web user can change no name, and only then handed over into the web user's backups directory.
 STAGING_DIR = Path("/var/lib/appliance-control-helper")
-OWN_PACKAGE = "appliance-control"
 
 # Operation name -> the method of Operations that performs it (filled by @implements).
 IMPLEMENTATIONS: dict[str, Callable[..., Any]] = {}
@@ -118,13 +117,6 @@ def apt_argv(argv: list[str], under_systemd: bool, unit: str) -> list[str]:
             "--description=apt-get run by appliance-control-helper", "--", "apt-get", *argv]
 
 
-def installed_version(package: str) -> str:
-    """The installed version of `package`, "" when it is not installed."""
-    result = run(["dpkg-query", "-W", "-f=${Status} ${Version}", package], check=False)
-    words = result.stdout.split()
-    return words[-1] if result.returncode == 0 and "installed" in words[:3] else ""
-
-
 class Operations:
     """The operations themselves (run as root). `backups` is the directory the web user reads;
     `staging` root's own directory where a backup is written before it is handed over."""
@@ -133,8 +125,8 @@ class Operations:
         self.backups = backups
         self.web_user = web_user
         self.staging = staging
-        # Set when an upgrade replaced the helper's own package: the helper then exits once
-        # idle, and systemd's socket starts the new code on the next request.
+        # Set (by helper.serve) when an upgrade replaced the helper's own code: the helper
+        # then exits once idle, and systemd's socket starts the new code on the next request.
         self.restart_wanted = False
         self._apt_runs = 0
 
@@ -178,13 +170,8 @@ class Operations:
     @implements("apt-upgrade")
     def op_apt_upgrade(self, emit: Emit) -> str:
         emit(0, "Installing updates")
-        before = installed_version(OWN_PACKAGE)
-        try:
-            out = self._apt(["upgrade", "--yes", "-o", "Dpkg::Options::=--force-confdef",
-                             "-o", "Dpkg::Options::=--force-confold"], emit)
-        finally:
-            if installed_version(OWN_PACKAGE) != before:
-                self.restart_wanted = True
+        out = self._apt(["upgrade", "--yes", "-o", "Dpkg::Options::=--force-confdef",
+                         "-o", "Dpkg::Options::=--force-confold"], emit)
         emit(100, "Updates installed")
         return out
 
