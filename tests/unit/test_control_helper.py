@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import tempfile
 import threading
 import time
@@ -46,7 +47,8 @@ def helper() -> Iterator[Path]:
     sock = listening_socket(path, "nogroup")
     stop = threading.Event()
     thread = threading.Thread(target=serve, args=(sock, WEB_UID,
-                                                  Operations(state / "backups", "nobody"), stop),
+                                                  Operations(state / "backups", "nobody",
+                                                             directory / "helper-state"), stop),
                               daemon=True)
     thread.start()
     try:
@@ -179,3 +181,218 @@ def test_the_hint_of_a_failed_job_reaches_the_web_page(helper: Path) -> None:
     assert "Failed: " in page and " is not a readable zip file (File is not a zip file)" in page
     assert ('<p id="job-hint">hint: the file is truncated or damaged; use another copy</p>'
             in page)
+
+
+# -- the web user attacks the root side (issue #17) -----------------------------------------------
+# Each test below plays an attack of the web user (nobody, in a forked child) on the helper and
+# checks that root followed none of the web user's paths.
+BACKUP_NAME = "wiki_1_20260101T000000Z.abf"
+
+
+def _root_only_file(directory: Path) -> Path:
+    victim = directory / "victim"
+    victim.write_text("root's secret\n")
+    victim.chmod(0o600)
+    return victim
+
+
+def _as_web_user(work: Any) -> None:
+    answer = as_uid(WEB_UID, WEB_GID, work)
+    assert "crash" not in answer, answer
+
+
+class _Appliance:
+    """Stands in for the installed appliance (none is installed on a test host)."""
+
+    appliance = "wiki"
+
+    def manifest(self) -> "_Appliance":
+        return self
+
+
+@pytest.fixture
+def fake_backup(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """backup-create with the backup module's writer replaced by one that writes NAME.partial
+    and renames it, as create_backup does, and lets the test attack in between (attacks[0])."""
+    from vatools import appliance
+    from vatools.backup import create, manifest
+
+    attacks: list[Any] = []
+
+    def create_backup(target: Any, output: Path, progress: Any = None) -> Any:
+        partial = output.with_name(output.name + ".partial")
+        with open(partial, "xb") as handle:
+            handle.write(b"the backup")
+            for attack in attacks:
+                attack()
+        os.rename(partial, output)
+        return create.Created(output, None)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(create, "create_backup", create_backup)
+    monkeypatch.setattr(create, "default_output", lambda m, now: Path(BACKUP_NAME))
+    monkeypatch.setattr(appliance, "installed", lambda target: _Appliance())
+    monkeypatch.setattr(manifest.BackupManifest, "of", staticmethod(lambda declared: declared))
+    return attacks
+
+
+def test_backup_create_follows_no_symlink_planted_for_its_partial_file(
+        helper: Path, fake_backup: list[Any]) -> None:
+    backups = helper.parent / "state" / "backups"
+    victim = _root_only_file(helper.parent)
+
+    def plant() -> None:  # while root writes: NAME.partial becomes a link to a root-only file
+        partial = backups / (BACKUP_NAME + ".partial")
+        if os.path.lexists(partial):
+            partial.unlink()
+        partial.symlink_to(victim)
+
+    fake_backup.append(lambda: _as_web_user(plant))
+    answer = as_uid(WEB_UID, WEB_GID, lambda: HelperClient(helper).call("backup-create"))
+    assert answer == {"value": {"name": BACKUP_NAME}}
+    status = victim.lstat()
+    assert (status.st_uid, status.st_gid, status.st_mode & 0o777) == (0, 0, 0o600)
+    assert victim.read_text() == "root's secret\n"
+    made = (backups / BACKUP_NAME).lstat()
+    assert stat.S_ISREG(made.st_mode) and made.st_uid == WEB_UID and made.st_mode & 0o777 == 0o640
+    assert (backups / BACKUP_NAME).read_bytes() == b"the backup"
+
+
+def _backups_dir_is_a_link_to(helper: Path, directory: Path) -> None:
+    state = helper.parent / "state"
+
+    def swap() -> None:
+        (state / "backups").rename(state / "moved")
+        (state / "backups").symlink_to(directory)
+    _as_web_user(swap)
+
+
+def test_backup_create_refuses_a_backups_directory_replaced_by_a_symlink(
+        helper: Path, fake_backup: list[Any]) -> None:
+    root_only = helper.parent / "root-only"
+    root_only.mkdir(mode=0o700)
+    _backups_dir_is_a_link_to(helper, root_only)
+    answer = as_uid(WEB_UID, WEB_GID, lambda: HelperClient(helper).call("backup-create"))
+    assert "symlink" in answer["error"], answer
+    assert list(root_only.iterdir()) == []
+
+
+def test_backup_verify_reads_no_backup_through_a_symlinked_backups_directory(
+        helper: Path) -> None:
+    root_only = helper.parent / "root-only"
+    root_only.mkdir(mode=0o700)
+    (root_only / "secret.abf").write_bytes(b"root's backup")
+    _backups_dir_is_a_link_to(helper, root_only)
+    answer = as_uid(WEB_UID, WEB_GID,
+                    lambda: HelperClient(helper).call("backup-verify", {"name": "secret.abf"}))
+    assert "symlink" in answer["error"], answer
+    assert "zip" not in answer["error"]  # it never opened the file
+
+
+def test_a_planted_fifo_is_refused_without_blocking(helper: Path) -> None:
+    fifo = helper.parent / "state" / "backups" / "fifo.abf"
+    _as_web_user(lambda: os.mkfifo(fifo))
+    for op in ("backup-verify", "backup-restore"):
+        answer = as_uid(WEB_UID, WEB_GID,
+                        lambda: HelperClient(helper).call(op, {"name": "fifo.abf"}))
+        assert "not a regular file" in answer["error"], answer
+
+
+def _ask(path: Path, line: bytes, wait: float = 60) -> list[dict[str, Any]]:
+    """raw_request with a bound on waiting: a helper that never answers fails the test."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(wait)
+        sock.connect(str(path))
+        sock.sendall(line)
+        with sock.makefile("rb") as answers:
+            return [json.loads(answer) for answer in answers]
+
+
+def test_a_silent_client_is_dropped_and_does_not_block_others(
+        helper: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vatools.control import helper as helper_module
+
+    monkeypatch.setattr(helper_module, "REQUEST_TIMEOUT", 0.5, raising=False)
+    answer = as_uid(WEB_UID, WEB_GID, lambda: _ask(helper, b""))["value"]
+    assert answer[-1]["ok"] is False and "no request" in answer[-1]["error"], answer
+    assert as_uid(WEB_UID, WEB_GID, lambda: HelperClient(helper).call("ping")) == {"value": "pong"}
+
+
+def test_read_only_operations_do_not_wait_for_the_exclusive_lock(helper: Path) -> None:
+    from vatools.control import helper as helper_module
+    from vatools.control.protocol import OPERATIONS
+
+    assert not OPERATIONS["backup-verify"].exclusive
+    assert not OPERATIONS["appliance-stats"].exclusive
+    with helper_module._exclusive:  # as if a restore were running
+        answer = as_uid(WEB_UID, WEB_GID, lambda: _ask(
+            helper, b'{"op": "backup-verify", "args": {"name": "none.abf"}}\n', wait=20))
+    assert answer["value"][-1]["error"].startswith("no backup named none.abf"), answer
+
+
+def test_the_client_gives_up_on_a_helper_that_never_answers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from vatools.control import client as client_module
+
+    monkeypatch.setattr(client_module, "IDLE_TIMEOUT", 0.5, raising=False)
+    directory = Path(tempfile.mkdtemp(prefix="vatools-client-"))
+    mute = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    mute.bind(str(directory / "mute.sock"))
+    mute.listen(1)  # accepts (in the kernel) and never answers
+    outcome: list[Any] = []
+
+    def call() -> None:
+        try:
+            outcome.append(HelperClient(directory / "mute.sock").call("ping"))
+        except HelperError as e:
+            outcome.append(e)
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    caller.join(60)
+    mute.close()
+    shutil.rmtree(directory)
+    assert outcome and isinstance(outcome[0], HelperError), "the client still waits"
+    assert "did not answer" in outcome[0].message
+
+
+def test_heartbeats_keep_a_client_waiting_for_the_lock_from_giving_up(
+        helper: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vatools.control import client as client_module
+    from vatools.control import helper as helper_module
+
+    monkeypatch.setattr(helper_module, "HEARTBEAT", 0.1)
+    monkeypatch.setattr(client_module, "IDLE_TIMEOUT", 0.5)
+    helper_module._exclusive.acquire()  # a long operation runs: backup-delete must wait
+    releaser = threading.Timer(2.0, helper_module._exclusive.release)
+    releaser.start()
+    try:
+        answer = as_uid(WEB_UID, WEB_GID, lambda: HelperClient(helper).call(
+            "backup-delete", {"name": "none.abf"}))
+    finally:
+        releaser.join()
+    assert answer["error"].startswith("no backup named none.abf"), answer
+
+
+def test_a_client_sending_a_byte_now_and_then_is_dropped_too(
+        helper: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vatools.control import helper as helper_module
+
+    monkeypatch.setattr(helper_module, "REQUEST_TIMEOUT", 1.0)
+
+    def trickle() -> dict[str, Any]:
+        """Sends a byte every 0.1 s (never the newline) until the helper hangs up."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(60)
+            sock.connect(str(helper))
+            sent = 0
+            try:
+                for byte in b'{"op": "ping", "args": {}}' + b" " * 300:
+                    sock.sendall(bytes([byte]))
+                    sent += 1
+                    time.sleep(0.1)
+            except OSError:
+                pass  # the helper hung up
+            with sock.makefile("rb") as answers:
+                return {"sent": sent, "answers": [json.loads(answer) for answer in answers]}
+    answer = as_uid(WEB_UID, WEB_GID, trickle)["value"]
+    assert answer["sent"] < 326, "the helper kept reading a request that never ends"
+    assert "no request" in answer["answers"][-1]["error"], answer

@@ -22,7 +22,8 @@ from vatools.control.protocol import (OPERATIONS, BadRequest, HelperError, Progr
 from vatools.errors import CommandFailed, VatoolsError
 
 REPO = Path(__file__).resolve().parents[2]
-ROOT_SIDE = ("vatools.control.ops", "vatools.control.helper")
+ROOT_SIDE = ("vatools.control.ops", "vatools.control.helper", "vatools.control.rootfs",
+             "vatools.control.provision")
 PLUGIN_DIRS = sorted(REPO.glob("appliances/*/control-plugin"))
 
 

@@ -96,6 +96,41 @@ def info_for(manifest: BackupManifest, hostname: str, timestamp: str,
                 timestamp, packages, manifest.control_fields(), manifest.services, sizes)
 
 
+class _InfoLoader(yaml.SafeLoader):  # type: ignore[misc]  # no stubs
+    """YAML as info.yaml uses it, from a file nobody vouches for: no aliases or anchors (an
+    alias bomb of a few hundred bytes expands to gigabytes), no explicit tags, mappings and
+    lists at most MAX_DEPTH deep, timestamps kept as the strings written."""
+
+    MAX_DEPTH = 16
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        problem = None
+        if isinstance(event, yaml.AliasEvent):
+            problem = "aliases are not allowed"
+        elif getattr(event, "anchor", None) is not None:
+            problem = "anchors are not allowed"
+        elif getattr(event, "tag", None) not in (None, "!"):
+            problem = f"tags are not allowed ({event.tag})"
+        elif self.depth >= self.MAX_DEPTH:
+            problem = f"lists and mappings are nested deeper than {self.MAX_DEPTH}"
+        if problem:
+            raise yaml.composer.ComposerError(None, None, problem, event.start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+_InfoLoader.add_constructor("tag:yaml.org,2002:timestamp",  # type: ignore[type-var]
+                           _InfoLoader.construct_yaml_str)
+
+
 def _need(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
     value = data.get(key)
     if not isinstance(value, kind):
@@ -106,7 +141,7 @@ def _need(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
 def parse_info(text: bytes, format_version: str, where: str = INFO_MEMBER) -> Info:
     """Parse and check info.yaml of either format version."""
     try:
-        data = yaml.safe_load(text.decode("utf-8"))
+        data = yaml.load(text.decode("utf-8"), Loader=_InfoLoader)  # noqa: S506 - a safe loader
     except (UnicodeDecodeError, yaml.YAMLError) as e:
         raise BadBackup(f"{where} is not valid YAML: {e}") from e
     if not isinstance(data, dict):

@@ -3,6 +3,12 @@ performed by ops.py) on a Unix socket to one uid, the web process's user, checke
 SO_PEERCRED. The protocol's encoding is protocol.py's; an error goes back with its hint.
 An operation runs to its end even if the client goes away (the web page picks it up again).
 
+No client can stall it: a request must arrive within REQUEST_TIMEOUT seconds, an answer line
+that cannot be sent within SEND_TIMEOUT gives the client up (the operation goes on), at most
+MAX_CLIENTS connections are served at once, and a silent operation sends a heartbeat every
+protocol.HEARTBEAT seconds. Operations that change the system take one lock, one at a time;
+read-only ones (protocol.Operation.exclusive = False) never wait for it.
+
 Under systemd the socket comes from appliance-control-helper.socket (LISTEN_FDS); without
 it (a chroot, a test) the helper binds the configured path itself.
 """
@@ -19,19 +25,27 @@ import socket
 import struct
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, ContextManager
 
 from vatools.control.config import Config
 from vatools.control.ops import Operations, unbound
-from vatools.control.protocol import (MAX_REQUEST, OPERATIONS, BadRequest, decode_request,
-                                      encode_error, encode_progress, encode_result)
+from vatools.control.protocol import (HEARTBEAT, MAX_REQUEST, OPERATIONS, BadRequest,
+                                      decode_request, encode_alive, encode_error,
+                                      encode_progress, encode_result)
 from vatools.errors import VatoolsError
 
 log = logging.getLogger("appliance-control-helper")
 SD_LISTEN_FDS_START = 3
 # Operations that change the system run one at a time.
 _exclusive = threading.Lock()
+REQUEST_TIMEOUT = 10.0  # seconds for a client to send its request line
+SEND_TIMEOUT = 30.0  # seconds for one answer line to leave; then the client is given up
+MAX_CLIENTS = 32  # connections served at once; more are refused at once
+_clients = threading.BoundedSemaphore(MAX_CLIENTS)
+_active_count = [0]  # connections being served
+_active_lock = threading.Lock()
 
 
 def peer_uid(conn: socket.socket) -> int:
@@ -41,25 +55,52 @@ def peer_uid(conn: socket.socket) -> int:
 
 
 class _Reply:
-    """Writes answer lines to the client; a client gone away does not stop the operation."""
+    """Writes answer lines to the client (one line at a time: the heartbeat thread writes
+    too); a client gone away, or not reading, does not stop the operation."""
 
     def __init__(self, conn: socket.socket) -> None:
         self.conn = conn
         self.gone = False
+        self._lock = threading.Lock()
 
     def send(self, line: bytes) -> None:
-        if self.gone:
-            return
-        try:
-            self.conn.sendall(line)
-        except OSError:
-            self.gone = True
+        with self._lock:
+            if self.gone:
+                return
+            try:
+                self.conn.sendall(line)
+            except OSError:  # socket.timeout included: a client that does not read
+                self.gone = True
+
+
+@contextlib.contextmanager
+def _heartbeat(reply: _Reply) -> Any:
+    """An "alive" line every HEARTBEAT seconds while the block runs."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(HEARTBEAT):
+            reply.send(encode_alive())
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
 
 
 def _read_request(conn: socket.socket) -> bytes:
+    """The request line, which must be complete within REQUEST_TIMEOUT (a byte now and then
+    does not keep the connection)."""
     data = b""
+    deadline = time.monotonic() + REQUEST_TIMEOUT
     while not data.endswith(b"\n"):
-        chunk = conn.recv(4096)
+        try:
+            conn.settimeout(max(deadline - time.monotonic(), 0.001))
+            chunk = conn.recv(4096)
+        except socket.timeout:
+            raise BadRequest(f"no request within {REQUEST_TIMEOUT:g} seconds",
+                             hint="send one JSON line, then read the answer") from None
         if not chunk:
             break
         data += chunk
@@ -70,6 +111,7 @@ def _read_request(conn: socket.socket) -> bytes:
 
 def handle(conn: socket.socket, allowed_uid: int, operations: Operations) -> None:
     reply = _Reply(conn)
+    conn.settimeout(SEND_TIMEOUT)
     try:
         uid = peer_uid(conn)
         if uid != allowed_uid:
@@ -77,13 +119,17 @@ def handle(conn: socket.socket, allowed_uid: int, operations: Operations) -> Non
             raise BadRequest(f"uid {uid} may not use this helper",
                              hint=f"only the web interface's user (uid {allowed_uid}) may")
         op, args = decode_request(_read_request(conn))
+        conn.settimeout(SEND_TIMEOUT)
         log.info("uid %d: %s %s", uid, op, args)
         lock: ContextManager[Any] = contextlib.nullcontext()
         if OPERATIONS[op].exclusive:
             lock = _exclusive
-        with lock:
-            result = operations.perform(
-                op, args, lambda pct, text: reply.send(encode_progress(pct, text)))
+        with _heartbeat(reply):
+            if OPERATIONS[op].exclusive and _exclusive.locked():
+                reply.send(encode_progress(0, "waiting for the running operation to end"))
+            with lock:
+                result = operations.perform(
+                    op, args, lambda pct, text: reply.send(encode_progress(pct, text)))
         reply.send(encode_result(result))
     except Exception as e:  # noqa: BLE001 - a bug must reach the UI, not kill the helper
         if not isinstance(e, VatoolsError):
@@ -112,16 +158,62 @@ def listening_socket(path: Path, group: str | None) -> socket.socket:
     return sock
 
 
+def _serve_one(conn: socket.socket, allowed_uid: int, operations: Operations) -> None:
+    try:
+        handle(conn, allowed_uid, operations)
+    finally:
+        with _active_lock:
+            _active_count[0] -= 1
+        _clients.release()
+
+
+def code_identity() -> tuple[tuple[int, int, int] | None, ...]:
+    """The helper's code files as they are on disk now. dpkg installs a new version of a file
+    under a temporary name and renames it over the old one, so an upgrade of the helper's
+    package (from the web interface or from a shell) changes the inode."""
+    from vatools.control import ops, protocol
+
+    identity: list[tuple[int, int, int] | None] = []
+    for module in (sys.modules[__name__], ops, protocol):
+        try:
+            status = os.stat(str(module.__file__))
+            identity.append((status.st_dev, status.st_ino, status.st_mtime_ns))
+        except OSError:
+            identity.append(None)
+    return tuple(identity)
+
+
 def serve(sock: socket.socket, allowed_uid: int, operations: Operations,
           stop: threading.Event | None = None) -> None:
+    """Serve until `stop` is set, or, once an upgrade replaced the helper's code on disk
+    (operations.restart_wanted), until no connection is left: systemd's socket then starts
+    the new helper on the next request. The helper's units are not restarted by the upgrade
+    itself (debian/rules), which may run under this very helper."""
+    started = code_identity()
     sock.settimeout(0.5)
     while stop is None or not stop.is_set():
+        if code_identity() != started:
+            operations.restart_wanted = True
+        if operations.restart_wanted:
+            with _active_lock:
+                if _active_count[0] == 0:
+                    log.info("the helper's package was upgraded: exiting for the new code")
+                    return
         try:
             conn, _ = sock.accept()
         except socket.timeout:
             continue
-        conn.settimeout(None)
-        threading.Thread(target=handle, args=(conn, allowed_uid, operations), daemon=True).start()
+        if not _clients.acquire(blocking=False):
+            conn.settimeout(1.0)
+            _Reply(conn).send(encode_error(BadRequest(
+                f"the helper serves {MAX_CLIENTS} connections already",
+                hint="try again when the running operations have ended")))
+            conn.close()
+            continue
+        with _active_lock:
+            _active_count[0] += 1
+        threading.Thread(target=_serve_one, args=(conn, allowed_uid, operations),
+                         daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:

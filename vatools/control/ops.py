@@ -9,22 +9,30 @@ This module runs as root; the web process never imports it (protocol.py is what 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import inspect
 import os
 import pwd
 import re
+import shutil
+import stat
 import subprocess
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 
 from vatools.aptrun import APT_ENV, follow
 from vatools.control.protocol import OPERATIONS, BadRequest
+from vatools.control.rootfs import OpenedPath, open_dir, open_regular, private_dir
 from vatools.errors import CommandFailed, VatoolsError
 from vatools.run import HOST, run, start
 
 Emit = Callable[[float, str], None]  # progress: percent (0-100), text
 Method = TypeVar("Method", bound=Callable[..., Any])
 STATS_HOOK = "control-stats"
+# Root's own directory (the helper unit's StateDirectory): a backup is written here, where the
+# web user can change no name, and only then handed over into the web user's backups directory.
+STAGING_DIR = Path("/var/lib/appliance-control-helper")
 
 # Operation name -> the method of Operations that performs it (filled by @implements).
 IMPLEMENTATIONS: dict[str, Callable[..., Any]] = {}
@@ -86,12 +94,41 @@ def parse_upgrades(simulation: str) -> list[dict[str, str]]:
     return upgrades
 
 
-class Operations:
-    """The operations themselves (run as root). `backups` is the directory the web user reads."""
+def systemd_running() -> bool:
+    """Whether systemd runs this machine (sd_booted(3)); not in a chroot or container without."""
+    return os.path.isdir("/run/systemd/system")
 
-    def __init__(self, backups: Path, web_user: str) -> None:
+
+def apt_argv(argv: list[str], under_systemd: bool, unit: str) -> list[str]:
+    """apt-get's command line. Under systemd, apt, dpkg and the maintainer scripts run in a
+    transient scope of their own, outside the helper's cgroup: stopping or restarting the
+    helper's service (an upgrade of appliance-control does, unless told not to) does not
+    kill them halfway. Without systemd (a chroot) apt-get runs directly.
+
+    >>> apt_argv(["update"], False, "x")
+    ['apt-get', 'update']
+    >>> apt_argv(["update"], True, "appliance-control-apt-1")  # doctest: +NORMALIZE_WHITESPACE
+    ['systemd-run', '--scope', '--collect', '--quiet', '--unit=appliance-control-apt-1',
+     '--description=apt-get run by appliance-control-helper', '--', 'apt-get', 'update']
+    """
+    if not under_systemd:
+        return ["apt-get", *argv]
+    return ["systemd-run", "--scope", "--collect", "--quiet", f"--unit={unit}",
+            "--description=apt-get run by appliance-control-helper", "--", "apt-get", *argv]
+
+
+class Operations:
+    """The operations themselves (run as root). `backups` is the directory the web user reads;
+    `staging` root's own directory where a backup is written before it is handed over."""
+
+    def __init__(self, backups: Path, web_user: str, staging: Path = STAGING_DIR) -> None:
         self.backups = backups
         self.web_user = web_user
+        self.staging = staging
+        # Set (by helper.serve) when an upgrade replaced the helper's own code: the helper
+        # then exits once idle, and systemd's socket starts the new code on the next request.
+        self.restart_wanted = False
+        self._apt_runs = 0
 
     def perform(self, op: str, args: dict[str, str], emit: Emit) -> Any:
         """Run `op` with arguments validated by protocol.validate."""
@@ -105,7 +142,9 @@ class Operations:
     def _apt(self, argv: list[str], emit: Emit) -> str:
         """apt-get with progress from its status fd; errors carry apt's output."""
         read_fd, write_fd = os.pipe()
-        full = ["apt-get", "-o", f"APT::Status-Fd={write_fd}", *argv]
+        self._apt_runs += 1
+        full = apt_argv(["-o", f"APT::Status-Fd={write_fd}", *argv], systemd_running(),
+                        f"appliance-control-apt-{os.getpid()}-{self._apt_runs}")
         proc = start(full, env=APT_ENV, stdout=subprocess.PIPE, pass_fds=(write_fd,))
         os.close(write_fd)
         assert proc.stdout is not None
@@ -142,12 +181,78 @@ class Operations:
         return parse_upgrades(run(["apt-get", "--simulate", "upgrade"]).stdout)
 
     # -- backups -------------------------------------------------------------------------------
-    def _backup_path(self, name: str) -> Path:
-        path = self.backups / name
-        if path.is_symlink() or not path.is_file():
-            raise VatoolsError(f"no backup named {name} in {self.backups}",
-                               hint="reload the backups page: it lists the backups there")
-        return path
+    def _no_backup(self, name: str) -> VatoolsError:
+        return VatoolsError(f"no backup named {name} in {self.backups}",
+                            hint="reload the backups page: it lists the backups there")
+
+    @contextlib.contextmanager
+    def _backups_dir(self) -> Iterator[int]:
+        """The web user's backups directory, as a descriptor reached without symlinks."""
+        fd = open_dir(self.backups)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def _backup_path(self, name: str) -> Iterator[Path]:
+        """The backup `name`, opened and checked (a regular file, no symlink): the path
+        given reads that very file, whatever the web user renames meanwhile."""
+        with self._backups_dir() as directory:
+            try:
+                fd = open_regular(directory, name, self.backups)
+            except FileNotFoundError:
+                raise self._no_backup(name) from None
+        try:
+            yield OpenedPath.of(self.backups / name, fd)
+        finally:
+            os.close(fd)
+
+    def _hand_over(self, staging: int, name: str) -> None:
+        """Give the finished backup `name` in root's staging directory to the web user and
+        put it into the backups directory, under a name that must not exist there yet."""
+        account = pwd.getpwnam(self.web_user)
+        fd = open_regular(staging, name, self.staging)
+        try:
+            os.fchown(fd, account.pw_uid, account.pw_gid)
+            os.fchmod(fd, 0o640)
+            with self._backups_dir() as backups:
+                try:  # linkat: never follows, never replaces
+                    os.link(name, name, src_dir_fd=staging, dst_dir_fd=backups,
+                            follow_symlinks=False)
+                except FileExistsError:
+                    raise VatoolsError(f"{self.backups / name} exists already",
+                                       hint="remove it, then back up again") from None
+                except OSError as e:
+                    if e.errno != errno.EXDEV:
+                        raise
+                    self._copy_into(fd, backups, name, account)
+        finally:
+            os.close(fd)
+
+    def _copy_into(self, source: int, backups: int, name: str, account: pwd.struct_passwd) -> None:
+        """The backup copied into a new file of the backups directory (staging and backups
+        on two file systems): created exclusively, written and handed over by descriptor."""
+        try:
+            out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          0o600, dir_fd=backups)
+        except FileExistsError:
+            raise VatoolsError(f"{self.backups / name} exists already",
+                               hint="remove it, then back up again") from None
+        try:
+            with open(source, "rb", closefd=False) as reader, \
+                    open(out, "wb", closefd=False) as writer:
+                reader.seek(0)
+                shutil.copyfileobj(reader, writer, 1 << 20)
+                writer.flush()
+                os.fsync(out)
+            os.fchown(out, account.pw_uid, account.pw_gid)
+            os.fchmod(out, 0o640)
+        except BaseException:
+            os.unlink(name, dir_fd=backups)
+            raise
+        finally:
+            os.close(out)
 
     @implements("backup-create")
     def op_backup_create(self, emit: Emit) -> dict[str, Any]:
@@ -159,20 +264,32 @@ class Operations:
         manifest = BackupManifest.of(appliance.installed(HOST))
         name = default_output(manifest, datetime.datetime.now(datetime.timezone.utc)).name
         emit(0, f"Backing up {manifest.appliance}")
-        created = create_backup(HOST, self.backups / name,
-                                lambda done, total: emit(100 * done / max(total, 1),
-                                                         f"{done // 1000} of {total // 1000} kB"))
-        account = pwd.getpwnam(self.web_user)
-        os.chown(created.path, account.pw_uid, account.pw_gid)
-        os.chmod(created.path, 0o640)
+        with self._backups_dir():
+            pass  # refuse a replaced backups directory before the long work
+        staging = private_dir(self.staging)
+        try:
+            # Leftovers of an interrupted run are root's own: remove them.
+            for leftover in (name, name + ".partial"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(leftover, dir_fd=staging)
+            create_backup(HOST, self.staging / name,
+                          lambda done, total: emit(100 * done / max(total, 1),
+                                                   f"{done // 1000} of {total // 1000} kB"))
+            try:
+                self._hand_over(staging, name)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=staging)
+        finally:
+            os.close(staging)
         emit(100, "Backup written")
-        return {"name": created.path.name}
+        return {"name": name}
 
     @implements("backup-verify")
     def op_backup_verify(self, emit: Emit, name: str) -> str:
         from vatools.backup.archive import BackupFile
 
-        with BackupFile.open(self._backup_path(name)) as backup:
+        with self._backup_path(name) as path, BackupFile.open(path) as backup:
             sizes = backup.verify(lambda d, t: emit(100 * d / max(t, 1), "verifying"))
             entries = sum(s.entries for s in sizes.values())
             return (f"OK: {backup.info.appliance} {backup.info.appliance_version}, "
@@ -183,16 +300,24 @@ class Operations:
         from vatools.backup.restore import plan_restore, restore
 
         emit(0, "Verifying the backup")
-        plan = plan_restore(self._backup_path(name), HOST,
-                            lambda d, t: emit(50 * d / max(t, 1), "verifying"))
-        said = plan.describe()
-        restore(plan, HOST, lambda d, t: emit(50 + 50 * d / max(t, 1), "restoring"), said.append)
+        with self._backup_path(name) as path:
+            plan = plan_restore(path, HOST, lambda d, t: emit(50 * d / max(t, 1), "verifying"))
+            said = plan.describe()
+            restore(plan, HOST, lambda d, t: emit(50 + 50 * d / max(t, 1), "restoring"),
+                    said.append)
         emit(100, "Restored")
         return "\n".join(said)
 
     @implements("backup-delete")
     def op_backup_delete(self, emit: Emit, name: str) -> str:
-        self._backup_path(name).unlink()
+        with self._backups_dir() as directory:
+            try:
+                mode = os.lstat(name, dir_fd=directory).st_mode
+            except FileNotFoundError:
+                raise self._no_backup(name) from None
+            if not stat.S_ISREG(mode):
+                raise self._no_backup(name)
+            os.unlink(name, dir_fd=directory)  # unlink never follows a symlink
         return f"{name} deleted"
 
     # -- services and the machine -------------------------------------------------------------

@@ -16,6 +16,11 @@ and the helper answers, while it works, with any number of
 
     {"progress": PERCENT, "text": TEXT}
 
+and, while an operation is silent (or waits for another to end), every HEARTBEAT seconds with
+
+    {"alive": true}
+
+so that the client can tell a helper at work from one that hangs (client.IDLE_TIMEOUT);
 then with one final line, the result or the error with the hint saying what to do:
 
     {"ok": true, "result": RESULT}
@@ -58,6 +63,7 @@ from typing import Any, Mapping
 from vatools.errors import CommandFailed, VatoolsError
 
 MAX_REQUEST = 64 * 1024  # bytes of one request line
+HEARTBEAT = 15.0  # seconds between two "alive" lines of a silent operation
 
 
 class BadRequest(VatoolsError):
@@ -104,14 +110,16 @@ OPERATIONS: dict[str, Operation] = {
     "apt-upgrade": Operation("install the pending upgrades"),
     "list-upgrades": Operation("list the pending upgrades (a simulation)", exclusive=False),
     "backup-create": Operation("back up the appliance into the backups directory"),
-    "backup-verify": Operation("verify a backup's checksums", {"name": BACKUP_NAME}),
+    "backup-verify": Operation("verify a backup's checksums", {"name": BACKUP_NAME},
+                               exclusive=False),
     "backup-restore": Operation("restore the appliance from a backup", {"name": BACKUP_NAME}),
     "backup-delete": Operation("delete a backup", {"name": BACKUP_NAME}),
     "restart-services": Operation("restart the appliance's services"),
     "reboot": Operation("reboot the machine"),
     "poweroff": Operation("shut the machine down"),
     "set-relayhost": Operation("set postfix's relayhost", {"relayhost": RELAYHOST}),
-    "appliance-stats": Operation("the appliance's own figures (its control-stats hook)"),
+    "appliance-stats": Operation("the appliance's own figures (its control-stats hook)",
+                                 exclusive=False),
     "health-check": Operation("run the appliance's health checks (results cached briefly)",
                               exclusive=False),
 }
@@ -154,7 +162,12 @@ class Result:
     value: Any
 
 
-def decode_reply(raw: bytes) -> Progress | Result:
+@dataclass(frozen=True)
+class Alive:
+    """The helper still works on the operation (a heartbeat line)."""
+
+
+def decode_reply(raw: bytes) -> Progress | Result | Alive:
     """One line of the helper's answer; a failure is raised as HelperError."""
     try:
         message = json.loads(raw)
@@ -164,6 +177,8 @@ def decode_reply(raw: bytes) -> Progress | Result:
     if not isinstance(message, dict):
         raise HelperError(f"the root helper answered a JSON {type(message).__name__}, "
                           "not an object")
+    if message.get("alive") is True and len(message) == 1:
+        return Alive()
     if "progress" in message:
         return Progress(float(message["progress"]), str(message.get("text", "")))
     if not message.get("ok"):
@@ -191,6 +206,10 @@ def decode_request(data: bytes) -> tuple[str, dict[str, str]]:
 
 def encode_progress(percent: float, text: str) -> bytes:
     return _line({"progress": round(percent, 1), "text": text})
+
+
+def encode_alive() -> bytes:
+    return _line({"alive": True})
 
 
 def encode_result(result: Any) -> bytes:

@@ -31,6 +31,7 @@ from vatools.control.statefile import locked_json
 from vatools.errors import VatoolsError
 
 KEY_BYTES = 32
+KEY_FILE = "session-key"  # in the state directory
 MAX_SESSIONS = 64  # the oldest live sessions end first beyond this
 
 
