@@ -143,7 +143,7 @@ class BackupFile:
                 while (member := tar.next()) is not None:
                     tar.members.clear()  # type: ignore[attr-defined]  # else memory grows
                     checked = checker.check(member)
-                    if checked is not None and not checked.rel:
+                    if checked is not None:  # a member below a root (format 1: implies it)
                         self.present_roots.add(checked.root.name)
                     if checked is not None and on_member is not None:
                         try:

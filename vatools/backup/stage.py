@@ -33,10 +33,13 @@ class Stager:
     def add(self, checked: Checked, tar: tarfile.TarFile) -> None:
         member = checked.member
         path = self.path_of(checked.root.name + ("/" + checked.rel if checked.rel else ""))
+        for directory in checked.implied:  # format 1: made as tar makes missing parents
+            os.mkdir(self.path_of(directory), 0o777)  # the umask applies; owner: this process
         uid = self.accounts.uid(member.uname, member.uid)
         gid = self.accounts.gid(member.gname, member.gid)
         if member.isdir():
-            os.mkdir(path, 0o700)
+            if not checked.was_implied:
+                os.mkdir(path, 0o700)
             self.dirs.append((str(path), member.mode & 0o7777, uid, gid, mtime_ns(member)))
         elif member.isreg():
             self._write_file(path, member, tar, uid, gid)
