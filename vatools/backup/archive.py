@@ -2,9 +2,10 @@
 
 `BackupFile.open()` does the cheap checks (structure, sizes, sums file, info.yaml);
 `walk()` streams one tar member through the member checks and the checksum, handing each
-accepted member to a callback (nothing for a verify pass, the stager for a restore).
-The zip stays open between passes, so replacing the file on disk cannot change what the
-second pass reads; rewriting it in place is caught by the checks and checksums of that pass.
+accepted member to a callback (nothing for a verify pass, the stager for a restore, which
+verifies as it stages: one pass). The zip stays open between passes, so replacing the file on
+disk cannot change what a later pass reads; rewriting it in place is caught by the checks and
+checksums of that pass.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from vatools.backup.info import (FORMAT_VERSION, INFO_MEMBER, MAX_SMALL_MEMBER, MAX_TAR_RATIO,
@@ -22,10 +23,12 @@ from vatools.backup.info import (FORMAT_VERSION, INFO_MEMBER, MAX_SMALL_MEMBER, 
                                  BadBackup, Info, parse_info)
 from vatools.backup.members import Checked, LinkLookup, MemberChecker
 from vatools.errors import VatoolsError
-from vatools.backup.streams import CHUNK, GunzipThreadReader, HashingReader
+from vatools.backup.streams import GunzipThreadReader, HashingReader
+from vatools.backup.tarstream import TarStream
 
 Progress = Callable[[int, int], None]
-OnMember = Callable[[Checked, tarfile.TarFile], None]
+# An accepted member and its data (a regular file's content in pieces; nothing otherwise).
+OnMember = Callable[[Checked, Iterator[memoryview]], None]
 ZIP_LOCAL_HEADER = 30
 # What zipfile, zlib and the streams raise on damaged input (zipfile: NotImplementedError for
 # odd local header flags, RuntimeError for encryption).
@@ -139,22 +142,21 @@ class BackupFile:
         gunzip = GunzipThreadReader(raw, self.max_tar_bytes(archive))
         total = self.total_compressed()
         try:
-            with tarfile.open(fileobj=gunzip, mode="r|", errorlevel=2) as tar:  # type: ignore[arg-type]
-                while (member := tar.next()) is not None:
-                    tar.members.clear()  # type: ignore[attr-defined]  # else memory grows
-                    checked = checker.check(member)
-                    if checked is not None:  # a member below a root (format 1: implies it)
-                        self.present_roots.add(checked.root.name)
-                    if checked is not None and on_member is not None:
-                        try:
-                            on_member(checked, tar)
-                        except OSError as e:  # writing failed: not the backup's fault
-                            raise VatoolsError(f"cannot write {checked.target_path}: {e}",
-                                               hint="nothing was changed; fix the cause and "
-                                               "restore again") from e
-                    if progress is not None:
-                        progress(done_before + raw.count, total)
-            while gunzip.read(CHUNK):  # the end blocks and padding, and anything hidden after
+            tar = TarStream(gunzip.next_chunk)
+            while (member := tar.next()) is not None:
+                checked = checker.check(member)
+                if checked is not None:  # a member below a root (format 1: implies it)
+                    self.present_roots.add(checked.root.name)
+                if checked is not None and on_member is not None:
+                    try:
+                        on_member(checked, tar.data())
+                    except OSError as e:  # writing failed: not the backup's fault
+                        raise VatoolsError(f"cannot write {checked.target_path}: {e}",
+                                           hint="nothing was changed; fix the cause and "
+                                           "restore again") from e
+                if progress is not None:
+                    progress(done_before + raw.count, total)
+            while gunzip.next_chunk():  # the end blocks and padding, and anything hidden after
                 pass
         except VatoolsError:
             raise

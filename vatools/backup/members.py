@@ -145,6 +145,8 @@ class MemberChecker:
             raise self.refuse(name, f"claims {member.size} bytes, more than the archive declares "
                               f"({self.max_tar_bytes} bytes in all): a tar bomb")
         self.tar_end = max(self.tar_end, end)
+        if member.size and not member.isreg():  # its data would be read as headers
+            raise self.refuse(name, "is not a regular file but carries data")
         if self.v1:
             mapped = self._v1_name(name)
             if mapped is None and member.isdir():
@@ -172,14 +174,15 @@ class MemberChecker:
         problem = mode_problem(member.mode, member.isdir())
         if problem:
             raise self.refuse(name, problem)
-        implied: tuple[str, ...] | None = ()
+        implied: tuple[str, ...] = ()
         if not rel:
             if not (member.isdir() or member.isreg()):
                 raise self.refuse(name, "is a root but neither a directory nor a regular file")
         elif self.names.get(posixpath.dirname(name)) not in ("d", "i"):
-            implied = self._implied_parents(name) if self.v1 else None
-            if implied is None:
+            missing = self._implied_parents(name) if self.v1 else None
+            if missing is None:
                 raise self.refuse(name, "is not below a directory member that comes before it")
+            implied = missing
         path = root.path + ("/" + rel if rel else "")
         if member.issym():
             if not member.linkname:
@@ -201,8 +204,6 @@ class MemberChecker:
                 raise self.refuse(name, f"is a hard link to {member.linkname!r}, which is not a "
                                   "regular file of this archive before it")
             member.linkname = link
-        if (member.size and not member.isreg()):
-            raise self.refuse(name, "is not a regular file but carries data")
         for directory in implied:
             self.names.add(directory, "i")
         if member.isdir():

@@ -8,15 +8,20 @@ trees can be written. Directory attributes are set last, since adding entries ch
 from __future__ import annotations
 
 import os
-import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from vatools.backup.accounts import Accounts
 from vatools.backup.members import Checked, mtime_ns
 from vatools.backup.spill import DirectoryList
-from vatools.backup.streams import CHUNK
 
 CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def current_umask() -> int:
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 class Stager:
@@ -24,25 +29,25 @@ class Stager:
         self.staging = staging  # root name -> its staging path
         self.accounts = accounts
         self.dirs = DirectoryList()
-        self.buffer = bytearray(CHUNK)
+        self.umask = current_umask()
 
-    def path_of(self, name: str) -> Path:
+    def path_of(self, name: str) -> str:
         root, _, rel = name.partition("/")
-        return self.staging[root] / rel if rel else self.staging[root]
+        return f"{self.staging[root]}/{rel}" if rel else str(self.staging[root])
 
-    def add(self, checked: Checked, tar: tarfile.TarFile) -> None:
+    def add(self, checked: Checked, data: Iterator[memoryview]) -> None:
         member = checked.member
-        path = self.path_of(checked.root.name + ("/" + checked.rel if checked.rel else ""))
         for directory in checked.implied:  # format 1: made as tar makes missing parents
             os.mkdir(self.path_of(directory), 0o777)  # the umask applies; owner: this process
+        path = self.path_of(checked.root.name + ("/" + checked.rel if checked.rel else ""))
         uid = self.accounts.uid(member.uname, member.uid)
         gid = self.accounts.gid(member.gname, member.gid)
-        if member.isdir():
+        if member.isreg():
+            self._write_file(path, member.mode & 0o7777, data, uid, gid, mtime_ns(member))
+        elif member.isdir():
             if not checked.was_implied:
                 os.mkdir(path, 0o700)
-            self.dirs.append((str(path), member.mode & 0o7777, uid, gid, mtime_ns(member)))
-        elif member.isreg():
-            self._write_file(path, member, tar, uid, gid)
+            self.dirs.append((path, member.mode & 0o7777, uid, gid, mtime_ns(member)))
         elif member.issym():
             os.symlink(member.linkname, path)
             os.chown(path, uid, gid, follow_symlinks=False)
@@ -50,25 +55,19 @@ class Stager:
         elif member.islnk():
             os.link(self.path_of(member.linkname), path, follow_symlinks=False)
 
-    def _write_file(self, path: Path, member: tarfile.TarInfo, tar: tarfile.TarFile,
-                    uid: int, gid: int) -> None:
-        source = tar.extractfile(member)
-        assert source is not None
-        fd = os.open(path, CREATE_FLAGS, 0o600)
+    def _write_file(self, path: str, mode: int, data: Iterator[memoryview], uid: int, gid: int,
+                    mtime: int) -> None:
+        # Created with its mode (fchmod only where the umask took bits away); as few system
+        # calls as possible: creating files is most of a restore's time.
+        fd = os.open(path, CREATE_FLAGS, mode)
         try:
-            view = memoryview(self.buffer)
-            left = member.size
-            while left:
-                n = source.readinto(view[:min(left, CHUNK)])  # type: ignore[attr-defined]
-                if not n:
-                    raise EOFError(f"data of {member.name!r} ends early")
-                done = 0
-                while done < n:  # os.write may write less than asked
-                    done += os.write(fd, view[done:n])
-                left -= n
+            for piece in data:
+                while piece:  # os.write may write less than asked
+                    piece = piece[os.write(fd, piece):]
             os.fchown(fd, uid, gid)
-            os.fchmod(fd, member.mode & 0o7777)
-            os.utime(fd, ns=(mtime_ns(member),) * 2)
+            if mode & self.umask:
+                os.fchmod(fd, mode)
+            os.utime(fd, ns=(mtime, mtime))
         finally:
             os.close(fd)
 

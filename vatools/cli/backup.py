@@ -111,25 +111,36 @@ def inspect(args: argparse.Namespace) -> int:
 
 
 def restore(args: argparse.Namespace) -> int:
-    from vatools.backup.restore import plan_restore, restore as do_restore
+    from vatools.backup.restore import RestorePlan, plan_restore, restore as do_restore
     target = _target(args)
-    progress = ProgressLine("verifying")
-    try:
-        plan = plan_restore(Path(args.file), target, progress)
-    finally:
-        progress.end()
-    for line in plan.describe():
-        print(line)
-    if args.dry_run:
+    if args.dry_run:  # a read-only pass over everything
+        progress = ProgressLine("verifying")
+        try:
+            plan = plan_restore(Path(args.file), target, progress)
+        finally:
+            progress.end()
+        for line in plan.describe():
+            print(line)
         plan.backup.close()
         print("dry run: nothing changed")
         return int(ExitCode.OK)
+    # one pass: the archive is checked while it is staged, before anything live changes
+    plan = plan_restore(Path(args.file), target, verify=False)
     progress = ProgressLine("restoring")
+
+    def verified(complete: RestorePlan) -> None:
+        progress.end()
+        for line in complete.describe():
+            print(line, flush=True)
+
+    def live() -> None:
+        print(f"restored {args.file} on {target}", flush=True)
+
     try:
-        do_restore(plan, target, progress, say=lambda text: print(text, file=sys.stderr))
+        do_restore(plan, target, progress, say=lambda text: print(text, file=sys.stderr),
+                   on_verified=verified, on_live=live)
     finally:
         progress.end()
-    print(f"restored {args.file} on {target}")
     return int(ExitCode.OK)
 
 
