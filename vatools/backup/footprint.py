@@ -28,7 +28,8 @@ class Footprint:
             self._times[key] = (st.st_atime_ns, st.st_mtime_ns)
 
     def make_dirs(self, path: Path, mode: int = 0o700) -> None:
-        """mkdir -p, remembering what was made and the times of the directory it was made in."""
+        """mkdir -p (parents with the default mode, `path` with `mode`), remembering what was
+        made and the times of the directory it was made in."""
         missing = []
         while not path.is_dir():
             missing.append(path)
@@ -37,7 +38,7 @@ class Footprint:
             self.keep_times(path)
         for directory in reversed(missing):
             try:
-                directory.mkdir(mode)
+                directory.mkdir(mode if directory == missing[0] else 0o777)
             except FileExistsError:  # made meanwhile by someone else: theirs
                 continue
             self._created.append(directory)

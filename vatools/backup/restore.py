@@ -249,19 +249,20 @@ def _restore(plan: RestorePlan, target: Target, progress: Progress | None,
         swaps = tuple(replace(s, has_new=c.root.name in present)
                       for c, s in zip(plan.changes, swaps))
         swap.sync_file_systems([s.new for s in swaps if s.has_new])
+        synced = time.monotonic()
+        plan = replace(plan, sizes=sizes, verified=True, interrupted="", changes=tuple(
+            RootChange(c.root, s.has_new, s.had_old) for c, s in zip(plan.changes, swaps)))
+        if on_verified is not None:
+            on_verified(plan)
     except BaseException:
         for s in swaps:
             swap.undo(s)
         swap.remove_journal(target)
         footprint.erase()
         raise
-    plan = replace(plan, sizes=sizes, verified=True, interrupted="", changes=tuple(
-        RootChange(c.root, s.has_new, s.had_old) for c, s in zip(plan.changes, swaps)))
     journal = swap.Journal(str(plan.backup.path), "staging", plan.services, swaps)
-    say(f"staged in {staged - started:.1f} s, synced in {time.monotonic() - staged:.1f} s; "
+    say(f"staged in {staged - started:.1f} s, synced in {synced - staged:.1f} s; "
         "stopping services and swapping in")
-    if on_verified is not None:
-        on_verified(plan)
     started = time.monotonic()
     swap.write_journal(target, journal.with_phase("swapping"))
     manifest = plan.appliance.manifest()
