@@ -79,3 +79,18 @@ def test_a_restore_after_a_refused_one_takes_the_lock_again(tmp_path: Path) -> N
     assert (target / "var/lib/wiki/data/pages/start.txt").read_text() == "restored page\n"
     assert main(["backup", "restore", "--root", str(target), str(late)]) == 3
     assert (target / "var/lib/vatools/backup/lock").exists()  # not made by the refused one
+
+
+def test_owners_are_exact_below_a_setgid_parent(tmp_path: Path) -> None:
+    """Files owned by the restoring user get no chown; a setgid parent of a root must not
+    pass its group on to them."""
+    target = make_target(tmp_path / "t")
+    os.chown(target / "var/lib/wiki", 0, 33)
+    os.chmod(target / "var/lib/wiki", 0o2775)
+    abf = create_backup(Target(target), tmp_path / "a.abf").path
+    before = snapshot(target / "var/lib/wiki")
+    (target / "var/lib/wiki/data/pages/start.txt").write_text("changed\n")
+    assert main(["backup", "restore", "--root", str(target), str(abf)]) == 0
+    after = snapshot(target / "var/lib/wiki")
+    assert after == before
+    assert (target / "var/lib/wiki/data/pages/ns/deep page.txt").stat().st_gid == 0

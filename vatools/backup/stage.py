@@ -30,6 +30,13 @@ class Stager:
         self.accounts = accounts
         self.dirs = DirectoryList()
         self.umask = current_umask()
+        self.ids = (os.geteuid(), os.getegid())  # the owner of what is created here
+        self.clean: set[str] = set()  # roots whose staging directory inherits no group
+
+    def _chown_needed(self, checked: Checked, uid: int, gid: int) -> bool:
+        """Below a staging directory made here (its setgid bit cleared), new entries get our
+        own ids: chown only to others (one system call less per file, mostly)."""
+        return not checked.rel or checked.root.name not in self.clean or (uid, gid) != self.ids
 
     def path_of(self, name: str) -> str:
         root, _, rel = name.partition("/")
@@ -42,12 +49,16 @@ class Stager:
         path = self.path_of(checked.root.name + ("/" + checked.rel if checked.rel else ""))
         uid = self.accounts.uid(member.uname, member.uid)
         gid = self.accounts.gid(member.gname, member.gid)
+        owner = (uid, gid) if self._chown_needed(checked, uid, gid) else (-1, -1)
         if member.isreg():
-            self._write_file(path, member.mode & 0o7777, data, uid, gid, mtime_ns(member))
+            self._write_file(path, member.mode & 0o7777, data, *owner, mtime_ns(member))
         elif member.isdir():
             if not checked.was_implied:
                 os.mkdir(path, 0o700)
-            self.dirs.append((path, member.mode & 0o7777, uid, gid, mtime_ns(member)))
+                if not checked.rel:  # a setgid parent passes its bit on: not to what we make
+                    os.chmod(path, 0o700)
+                    self.clean.add(checked.root.name)
+            self.dirs.append((path, member.mode & 0o7777, *owner, mtime_ns(member)))
         elif member.issym():
             os.symlink(member.linkname, path)
             os.chown(path, uid, gid, follow_symlinks=False)
@@ -64,7 +75,8 @@ class Stager:
             for piece in data:
                 while piece:  # os.write may write less than asked
                     piece = piece[os.write(fd, piece):]
-            os.fchown(fd, uid, gid)
+            if uid != -1:
+                os.fchown(fd, uid, gid)
             if mode & self.umask:
                 os.fchmod(fd, mode)
             os.utime(fd, ns=(mtime, mtime))
@@ -73,7 +85,8 @@ class Stager:
 
     def finish(self) -> None:
         for path, mode, uid, gid, mtime in self.dirs.last_first():
-            os.chown(path, uid, gid, follow_symlinks=False)
+            if uid != -1:
+                os.chown(path, uid, gid, follow_symlinks=False)
             os.chmod(path, mode)
             os.utime(path, ns=(mtime, mtime))
 
