@@ -13,7 +13,7 @@ BUILD_PACKAGES := dpkg-dev debhelper dh-python pybuild-plugin-pyproject python3-
 # Publishing and testing: signing, indexes, chroots, and the libraries the toolkit uses.
 TEST_PACKAGES := python3-apt python3-click python3-debian python3-pytest python3-hypothesis python3-yaml \
 	mmdebstrap apt-utils gnupg gpgv debian-archive-keyring lintian ca-certificates \
-	coreutils mount gzip xz-utils debconf
+	coreutils mount gzip xz-utils debconf busybox
 # appliance-control: its libraries and server (unit tests run it on the host), the browser for
 # the end-to-end test, and wrk for its benchmark.
 CONTROL_PACKAGES := python3-flask gunicorn python3-augeas augeas-lenses \

@@ -7,8 +7,13 @@ a file), with a hard link target seen before, and with a symlink target inside t
 roots -- or, for a link pointing elsewhere, exactly the link the target already has at that
 path (a package's own link, such as dokuwiki's /var/lib/dokuwiki/inc -> /usr/share/dokuwiki/inc:
 restoring it changes nothing). Without a target (`verify`) such links are listed, not refused.
-The same checker runs in the verify pass and again while staging, so a file changed between
-the two passes is still caught.
+The same checker runs in the verify pass and while staging (a restore's one pass).
+
+Format 1 archives were made by other tools (GNU tar, busybox, Python's tarfile): their names
+are absolute, relative to "/", or start with "./", and directory entries may be missing.
+Their names are read as paths from "/" and mapped onto the roots; a parent directory missing
+from the archive is *implied*, as tar creates it (default mode and owner), under the same
+rules: never through a symlink or a file. Format 2 archives must list every directory.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ class Checked:
     root: Root
     rel: str  # "" for the root itself, else "a/b"
     member: tarfile.TarInfo
+    implied: tuple[str, ...] = ()  # format 1: directories to create first ("root/a", ...)
+    was_implied: bool = False  # format 1: a directory entry for a directory implied before
 
     @property
     def target_path(self) -> str:
@@ -103,14 +110,33 @@ class MemberChecker:
                          hint="the backup is damaged or was not made by vatools; nothing was changed")
 
     def _v1_name(self, name: str) -> str | None:
-        """Format 1 stored absolute paths: map them onto the roots, skip the roots' parents."""
-        path = "/" + name.strip("/")
+        """Format 1 names are paths from "/" ("/etc/x", "etc/x" or "./etc/x", as tar stores
+        them): map them onto the roots; None for the roots' parents ("/", "/etc")."""
+        parts = [p for p in name.split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise self.refuse(name, "contains '..'")
+        path = "/" + "/".join(parts)
         for root in self.roots.values():
             if path == root.path or path.startswith(root.path + "/"):
                 return root.name + path[len(root.path):]
-            if root.path.startswith(path + "/"):
+            if path == "/" or root.path.startswith(path + "/"):
                 return None
         raise self.refuse(name, "is outside the directories listed in info.yaml")
+
+    def _implied_parents(self, name: str) -> tuple[str, ...] | None:
+        """Format 1: the missing directories above `name`, top first; None if a parent is
+        something else than a directory (a file or symlink: never written through)."""
+        missing: list[str] = []
+        parent = posixpath.dirname(name)
+        while parent:
+            kind = self.names.get(parent)
+            if kind in ("d", "i"):
+                break
+            if kind is not None:
+                return None
+            missing.append(parent)
+            parent = posixpath.dirname(parent)
+        return tuple(reversed(missing))
 
     def check(self, member: tarfile.TarInfo) -> Checked | None:
         name = member.name
@@ -119,19 +145,20 @@ class MemberChecker:
             raise self.refuse(name, f"claims {member.size} bytes, more than the archive declares "
                               f"({self.max_tar_bytes} bytes in all): a tar bomb")
         self.tar_end = max(self.tar_end, end)
+        if member.size and not member.isreg():  # its data would be read as headers
+            raise self.refuse(name, "is not a regular file but carries data")
         if self.v1:
-            if name.startswith("/") and ".." not in name.split("/"):
-                mapped = self._v1_name(name)
-                if mapped is None and member.isdir():
-                    return None
-                if mapped is None:
-                    raise self.refuse(name, "is outside the directories listed in info.yaml")
-                name = mapped
+            mapped = self._v1_name(name)
+            if mapped is None and member.isdir():
+                return None
+            if mapped is None:
+                raise self.refuse(name, "is outside the directories listed in info.yaml")
+            name = mapped
         if name.startswith("/"):
             raise self.refuse(name, "is an absolute path")
         if ".." in name.split("/"):
             raise self.refuse(name, "contains '..'")
-        if not _normal_relative(name) or any(not c.isprintable() for c in name):
+        if not _normal_relative(name) or not name.isprintable():
             raise self.refuse(name, "is not a path in normal form")
         if member.type not in ALLOWED_TYPES:
             what = TYPE_NAMES.get(member.type, f"of unsupported type {member.type!r}")
@@ -140,16 +167,22 @@ class MemberChecker:
         root = self.roots.get(root_name)
         if root is None:
             raise self.refuse(name, "is not under any root of this archive listed in info.yaml")
-        if self.names.get(name) is not None:
+        seen = self.names.get(name)
+        was_implied = seen == "i" and member.isdir()  # tar sets its attributes now
+        if seen is not None and not was_implied:
             raise self.refuse(name, "appears twice")
         problem = mode_problem(member.mode, member.isdir())
         if problem:
             raise self.refuse(name, problem)
+        implied: tuple[str, ...] = ()
         if not rel:
             if not (member.isdir() or member.isreg()):
                 raise self.refuse(name, "is a root but neither a directory nor a regular file")
-        elif self.names.get(posixpath.dirname(name)) != "d":
-            raise self.refuse(name, "is not below a directory member that comes before it")
+        elif self.names.get(posixpath.dirname(name)) not in ("d", "i"):
+            missing = self._implied_parents(name) if self.v1 else None
+            if missing is None:
+                raise self.refuse(name, "is not below a directory member that comes before it")
+            implied = missing
         path = root.path + ("/" + rel if rel else "")
         if member.issym():
             if not member.linkname:
@@ -162,14 +195,17 @@ class MemberChecker:
                 self.external_links.append((path, member.linkname))
         if member.islnk():
             link = member.linkname
-            if self.v1 and link.startswith("/"):
-                link = self._v1_name(link) or link
+            if self.v1:
+                try:
+                    link = self._v1_name(link) or link
+                except BadBackup:  # outside the roots: refused just below, as a hard link
+                    pass
             if self.names.get(link) != "f":
                 raise self.refuse(name, f"is a hard link to {member.linkname!r}, which is not a "
                                   "regular file of this archive before it")
             member.linkname = link
-        if (member.size and not member.isreg()):
-            raise self.refuse(name, "is not a regular file but carries data")
+        for directory in implied:
+            self.names.add(directory, "i")
         if member.isdir():
             self.names.add(name, "d")
         elif member.isreg():
@@ -178,7 +214,7 @@ class MemberChecker:
         else:
             self.names.add(name, "o")
         self.entries += 1
-        return Checked(root, rel, member)
+        return Checked(root, rel, member, implied, was_implied)
 
     def close(self) -> None:
         self.names.close()

@@ -3,6 +3,12 @@
     plan = plan_restore(Path("wiki.abf"), target)   # every check; nothing written
     restore(plan, target)                            # stage, stop, swap, migrate, start, commit
 
+Staging checks everything again as it goes (every member before it is written, every checksum
+and size at the end of its stream), and nothing live is touched until all of it passed, so
+a restore needs no separate verify pass: `plan_restore(..., verify=False)` does only the
+checks that need no pass over the data, and the restore reads the archive once. If staging
+fails, the staging trees, journal and lock go, and the target is as it was.
+
 A restore interrupted by a kill leaves a journal; `recover(target)` (also run first by the
 next restore) puts the previous content back, or finishes a restore that had committed.
 """
@@ -15,7 +21,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from debian.debian_support import version_compare
@@ -23,6 +29,7 @@ from debian.debian_support import version_compare
 from vatools.backup import actions, swap
 from vatools.backup.accounts import Accounts
 from vatools.backup.archive import BackupFile
+from vatools.backup.footprint import Footprint
 from vatools.backup.info import TAR_MEMBERS, ArchiveSize, BadBackup
 from vatools.backup.manifest import (InstalledAppliance, ManifestError, Root, installed_appliance,
                                      root_location)
@@ -51,6 +58,7 @@ class RestorePlan:
     services: tuple[str, ...]
     sizes: dict[str, ArchiveSize]
     interrupted: str = ""  # the backup of a killed restore, repaired first
+    verified: bool = True  # False: the content is checked while staging (changes unknown)
 
     def describe(self) -> list[str]:
         info = self.backup.info
@@ -60,7 +68,9 @@ class RestorePlan:
                  f"installed: {self.appliance.name} {self.appliance.version}"]
         for change in self.changes:
             action = "replace" if change.exists_now else "create"
-            if not change.in_backup:
+            if not self.verified:
+                action = "restore (checked while staging)"
+            elif not change.in_backup:
                 action = "remove (absent in the backup)" if change.exists_now else "leave absent"
             lines.append(f"  {action}: {change.root.path}")
         lines += [f"  keep (not in the backup): {path}" for path in self.untouched]
@@ -71,18 +81,22 @@ class RestorePlan:
         return lines
 
 
-def plan_restore(path: Path, target: Target, progress: Progress | None = None) -> RestorePlan:
+def plan_restore(path: Path, target: Target, progress: Progress | None = None,
+                 verify: bool = True) -> RestorePlan:
     """Every check of the backup against the target; writes nothing. The caller closes
-    plan.backup (restore() does)."""
+    plan.backup (restore() does). verify=False skips the pass over the tar members (restore()
+    makes it while staging): structure, checksums of the small members, info.yaml, the
+    appliance, its version and the roots are still checked."""
     backup = BackupFile.open(path)
     try:
-        return _plan(backup, target, progress)
+        return _plan(backup, target, progress, verify)
     except BaseException:
         backup.close()
         raise
 
 
-def _plan(backup: BackupFile, target: Target, progress: Progress | None) -> RestorePlan:
+def _plan(backup: BackupFile, target: Target, progress: Progress | None,
+          verify: bool) -> RestorePlan:
     info = backup.info
     appliance = installed_appliance(target)
     manifest = appliance.manifest()
@@ -107,15 +121,15 @@ def _plan(backup: BackupFile, target: Target, progress: Progress | None) -> Rest
             raise BadBackup(f"{parent} is not a directory, so {root.path} cannot be restored",
                             hint=f"is {appliance.name} installed completely?")
     steps = actions.migrations(target, manifest, info.appliance_version)
-    sizes = backup.verify(progress, existing_link=link_lookup(target))
-    changes = tuple(RootChange(root, root.name in backup.present_roots,
+    sizes = backup.verify(progress, existing_link=link_lookup(target)) if verify else info.sizes
+    changes = tuple(RootChange(root, root.name in backup.present_roots or not verify,
                                os.path.lexists(root_location(target, root.path)))
                     for root in info.roots)
-    _check_space(target, info.roots, sizes)
+    _check_space(target, info.roots, sizes)  # format 1 without verify: no sizes known yet
     untouched = tuple(sorted(declared - {r.path for r in info.roots}))
     journal = swap.read_journal(target)
     return RestorePlan(backup, appliance, changes, untouched, steps, manifest.services, sizes,
-                       journal.backup if journal else "")
+                       journal.backup if journal else "", verify)
 
 
 def link_lookup(target: Target) -> Callable[[str], str | None]:
@@ -137,14 +151,25 @@ def _check_space(target: Target, roots: tuple[Root, ...], sizes: dict[str, Archi
 
 
 @contextmanager
-def locked(target: Target) -> Iterator[None]:
+def locked(target: Target, footprint: Footprint | None = None) -> Iterator[None]:
     path = target.path(swap.LOCK)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(path, "a") as handle:
+    footprint = footprint or Footprint()
+    footprint.make_dirs(path.parent)
+    while True:
+        handle = open(path, "a")
+        footprint.made_file(path)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as e:
+            handle.close()
             raise VatoolsError(f"another backup restore is running on {target}") from e
+        try:  # a refused restore removes the lock file: was this one still the lock?
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()
+    with handle:
         yield
 
 
@@ -186,37 +211,57 @@ def _recover(target: Target) -> str:
 
 
 def restore(plan: RestorePlan, target: Target, progress: Progress | None = None,
-            say: Callable[[str], None] = log.info) -> None:
+            say: Callable[[str], None] = log.info,
+            on_verified: Callable[[RestorePlan], None] | None = None,
+            on_live: Callable[[], None] | None = None) -> None:
+    """Stage (checking everything), swap in, start, commit, then remove the previous content.
+    on_verified gets the plan completed by staging (what is replaced or removed) before
+    anything live changes; on_live is called once the restored content is committed, before
+    the previous content is removed (the slow part a caller need not wait for)."""
+    footprint = Footprint()
     try:
-        with locked(target):
+        with locked(target, footprint):
             if swap.read_journal(target) is not None:
                 say(_recover(target))
-            _restore(plan, target, progress, say)
+            _restore(plan, target, progress, say, footprint, on_verified, on_live)
     finally:
         plan.backup.close()
 
 
 def _restore(plan: RestorePlan, target: Target, progress: Progress | None,
-             say: Callable[[str], None]) -> None:
+             say: Callable[[str], None], footprint: Footprint,
+             on_verified: Callable[[RestorePlan], None] | None,
+             on_live: Callable[[], None] | None) -> None:
     swaps = _staging_paths(target, plan)
     for s in swaps:
         for leftover in (s.new, s.old, s.discard):
             if os.path.lexists(leftover):
                 raise VatoolsError(f"{leftover} exists, left by something else than a restore",
                                    hint="remove it, then try again")
+        footprint.keep_times(os.path.dirname(s.path))
     journal = swap.Journal(str(plan.backup.path), "staging", plan.services, swaps)
     swap.write_journal(target, journal)
     started = time.monotonic()
     try:
-        _stage(plan, target, swaps, progress)
+        sizes = _stage(plan, target, swaps, progress)  # the one pass: every check, every sum
         staged = time.monotonic()
+        present = plan.backup.present_roots
+        swaps = tuple(replace(s, has_new=c.root.name in present)
+                      for c, s in zip(plan.changes, swaps))
         swap.sync_file_systems([s.new for s in swaps if s.has_new])
+        synced = time.monotonic()
+        plan = replace(plan, sizes=sizes, verified=True, interrupted="", changes=tuple(
+            RootChange(c.root, s.has_new, s.had_old) for c, s in zip(plan.changes, swaps)))
+        if on_verified is not None:
+            on_verified(plan)
     except BaseException:
         for s in swaps:
             swap.undo(s)
         swap.remove_journal(target)
+        footprint.erase()
         raise
-    say(f"staged in {staged - started:.1f} s, synced in {time.monotonic() - staged:.1f} s; "
+    journal = swap.Journal(str(plan.backup.path), "staging", plan.services, swaps)
+    say(f"staged in {staged - started:.1f} s, synced in {synced - staged:.1f} s; "
         "stopping services and swapping in")
     started = time.monotonic()
     swap.write_journal(target, journal.with_phase("swapping"))
@@ -247,6 +292,8 @@ def _restore(plan: RestorePlan, target: Target, progress: Progress | None,
     swap.write_journal(target, journal.with_phase("committed"))
     say(f"swapped in and started in {time.monotonic() - started:.1f} s; removing the previous "
         "content")
+    if on_live is not None:
+        on_live()
     started = time.monotonic()
     for s in swaps:
         swap.commit(s)
@@ -255,15 +302,17 @@ def _restore(plan: RestorePlan, target: Target, progress: Progress | None,
 
 
 def _stage(plan: RestorePlan, target: Target, swaps: tuple[swap.RootSwap, ...],
-           progress: Progress | None) -> None:
+           progress: Progress | None) -> dict[str, ArchiveSize]:
     staging = {c.root.name: Path(s.new) for c, s in zip(plan.changes, swaps)}
     stager = Stager(staging, Accounts.of(target))
+    sizes = {}
     try:
         done = 0
         for archive in TAR_MEMBERS:
-            size = plan.backup.walk(archive, stager.add, progress, done,  # checks everything again
-                                    link_lookup(target))
-            done += size.compressed
+            sizes[archive] = plan.backup.walk(archive, stager.add, progress, done,
+                                              link_lookup(target))
+            done += sizes[archive].compressed
         stager.finish()
     finally:
         stager.close()
+    return sizes

@@ -26,7 +26,8 @@ def _database(schema: str) -> sqlite3.Connection:
 
 
 class NameIndex:
-    """name -> kind (one character), for the members of one tar stream."""
+    """name -> kind (one character), for the members of one tar stream; adding a name again
+    replaces its kind."""
 
     def __init__(self) -> None:
         self._names: dict[str, str] = {}
@@ -47,7 +48,7 @@ class NameIndex:
         if self._db is None:
             self._names[name] = kind
         else:
-            self._db.execute("INSERT INTO names VALUES (?, ?)", (name, kind))
+            self._db.execute("INSERT OR REPLACE INTO names VALUES (?, ?)", (name, kind))
 
     def close(self) -> None:
         if self._db is not None:

@@ -164,6 +164,24 @@ class GunzipThreadReader:
         except BaseException as e:
             self._queue.put(e)
 
+    def next_chunk(self) -> bytes:
+        """The next piece of inflated data as it came (up to CHUNK bytes), b"" at the end."""
+        if self._offset < len(self._pending):  # left over by read()
+            piece = self._pending[self._offset:]
+            self._pending, self._offset = b"", 0
+            return piece
+        item = self._queue.get()
+        if item is None:
+            self._queue.put(None)  # stay at end of file
+            return b""
+        if isinstance(item, BaseException):
+            self._queue.put(item)
+            raise item
+        self.produced += len(item)
+        if self.produced > self.max_output:
+            raise ValueError(f"uncompressed size exceeds {self.max_output} bytes")
+        return item
+
     def read(self, size: int = -1) -> bytes:
         out = bytearray()
         while size < 0 or len(out) < size:

@@ -127,8 +127,9 @@ def inspect(file: Path) -> int:
     return int(ExitCode.OK)
 
 
-@backup.command("restore", help="Restore a backup: all of it, or nothing. It is verified first,\n"
-                "staged, and swapped in; on any failure the previous content is put back.",
+@backup.command("restore", help="Restore a backup: all of it, or nothing. It is checked while it\n"
+                "is staged, and swapped in only once all of it has verified; on any failure the\n"
+                "previous content is put back.",
                 short_help="restore a backup: all of it, or nothing",
                 epilog="examples:\n  vatools backup restore --dry-run wiki.abf\n"
                 "  vatools backup restore wiki.abf")
@@ -137,25 +138,36 @@ def inspect(file: Path) -> int:
 @common.root_option()
 @common.debug_option()
 def restore(file: Path, dry_run: bool) -> int:
-    from vatools.backup.restore import plan_restore, restore as do_restore
+    from vatools.backup.restore import RestorePlan, plan_restore, restore as do_restore
     target = common.target()
-    progress = ProgressLine("verifying")
-    try:
-        plan = plan_restore(file, target, progress)
-    finally:
-        progress.end()
-    for line in plan.describe():
-        print(line)
-    if dry_run:
+    if dry_run:  # a read-only pass over everything
+        progress = ProgressLine("verifying")
+        try:
+            plan = plan_restore(file, target, progress)
+        finally:
+            progress.end()
+        for line in plan.describe():
+            print(line)
         plan.backup.close()
         print("dry run: nothing changed")
         return int(ExitCode.OK)
+    # one pass: the archive is checked while it is staged, before anything live changes
+    plan = plan_restore(file, target, verify=False)
     progress = ProgressLine("restoring")
+
+    def verified(complete: RestorePlan) -> None:
+        progress.end()
+        for line in complete.describe():
+            print(line, flush=True)
+
+    def live() -> None:
+        print(f"restored {file} on {target}", flush=True)
+
     try:
-        do_restore(plan, target, progress, say=lambda text: print(text, file=sys.stderr))
+        do_restore(plan, target, progress, say=lambda text: print(text, file=sys.stderr),
+                   on_verified=verified, on_live=live)
     finally:
         progress.end()
-    print(f"restored {file} on {target}")
     return int(ExitCode.OK)
 
 
