@@ -397,8 +397,10 @@ def seed_upgrade(target: Target, name: str, action: Action | None, transaction: 
     skipped = {p.location for p in verdict.problems if p.is_error}
     selections = tuple(s for s in verdict.seed.selections
                        if s.question in new and s.location not in skipped)
+    # Lines for questions not in play here are not this transaction's business.
+    new_lines = {s.location for s in choice.seed.selections if s.question in new}
     for problem in verdict.problems:
-        if problem.is_error or problem.code == "unanswered":
+        if (problem.is_error and problem.location in new_lines) or problem.code == "unanswered":
             _warn(str(problem))
     seed = replace(verdict.seed, selections=selections)
     if not selections:
