@@ -82,7 +82,7 @@ def test_a_seed_with_errors_stops_apt_and_changes_nothing(server_root: Chroot) -
     assert result.returncode != 0
     text = output(result)
     assert "probe-badseed-appliance_1.0_all.seed has 2 error(s)" in text, text
-    assert "probe-badseed-appliance_1.0_all.seed:5: error:" in text
+    assert "probe-badseed-appliance_1.0_all.seed:4: error:" in text
     assert "probe-badseed-appliance_1.0_all.seed:5: error:" in text
     assert chroot.state_digest() == before
     assert not installed_version(chroot, "probe-badseed-appliance")
