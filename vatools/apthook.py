@@ -51,6 +51,7 @@ VAINSTALL = "vainstall"  # its value on vainstall's apt-get command lines: alrea
 LOG_FILE = "/var/log/vatools/apt-hook.log"
 SAVED_DEBCONF = "/var/lib/vatools/apt-hook/debconf-before"  # the database before the last seed
 _OFF = ("false", "no", "off", "0", "disable", "disabled")
+_log_target = Target()  # the system whose LOG_FILE the hook writes to (main's target)
 _NO_VERSION = "-"
 
 
@@ -168,6 +169,8 @@ def decide(installed: Sequence[str], actions: Sequence[Action], appliances: set[
 
 def main(target: Target = Target()) -> int:
     """Run as apt's hook; the exit status stops apt (non-zero) or lets it go on."""
+    global _log_target
+    _log_target = target
     try:
         transaction = read_info()
     except (OSError, ValueError) as exc:
@@ -471,7 +474,7 @@ def _error(message: str) -> None:
 def _log(message: str) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     try:
-        path = Path(LOG_FILE)
+        path = _log_target.path(LOG_FILE)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as log:
             for line in message.rstrip("\n").splitlines() or [""]:
