@@ -50,6 +50,10 @@ HOOK_OPTION = "Vatools::Apt-Hook"  # "false" turns the hook off
 VAINSTALL = "vainstall"  # its value on vainstall's apt-get command lines: already seeded
 LOG_FILE = "/var/log/vatools/apt-hook.log"
 SAVED_DEBCONF = "/var/lib/vatools/apt-hook/debconf-before"  # the database before the last seed
+# Generated passwords debconf holds until dpkg has configured their packages ("owner question"
+# lines, no values): `apt-hook --after-dpkg` (DPkg::Post-Invoke) blanks them then.
+TO_FORGET = "/var/lib/vatools/apt-hook/forget"
+AFTER_DPKG = "--after-dpkg"
 _OFF = ("false", "no", "off", "0", "disable", "disabled")
 _log_target = Target()  # the system whose LOG_FILE the hook writes to (main's target)
 _NO_VERSION = "-"
@@ -167,10 +171,12 @@ def decide(installed: Sequence[str], actions: Sequence[Action], appliances: set[
 # --- the entry point ---------------------------------------------------------------------------
 
 
-def main(target: Target = Target()) -> int:
+def main(target: Target = Target(), argv: Sequence[str] | None = None) -> int:
     """Run as apt's hook; the exit status stops apt (non-zero) or lets it go on."""
     global _log_target
     _log_target = target
+    if list(sys.argv[1:] if argv is None else argv) == [AFTER_DPKG]:
+        return forget_used_passwords(target)
     try:
         transaction = read_info()
     except (OSError, ValueError) as exc:
@@ -272,7 +278,7 @@ def seed_install(target: Target, name: str, action: Action, transaction: Transac
     _write_record(target, name, action.new_version or "", choice)
     _say(f"seeded {len(verdict.seed.answers())} answers from {choice.where}")
     if secrets:
-        _keep_secrets(target, name, secrets)
+        _keep_secrets(target, name, verdict.seed, secrets)
 
 
 def _choose_seed(target: Target, name: str, action: Action, *, strict: bool):  # type: ignore[no-untyped-def]
@@ -362,18 +368,61 @@ def _write_record(target: Target, name: str, version: str, choice) -> None:  # t
     path.write_text(json.dumps(record, indent=2) + "\n")
 
 
-def _keep_secrets(target: Target, name: str, secrets: Mapping[str, str]) -> None:
+def _keep_secrets(target: Target, name: str, seed, secrets: Mapping[str, str]) -> None:  # type: ignore[no-untyped-def]
     """Store generated passwords root-only (beside earlier ones); show them once, on a
     terminal only: apt's output may be a log (unattended-upgrades, image builds)."""
     from vatools import credentials
 
     path = credentials.store(target, name, {**credentials.read(target, name), **secrets})
+    _remember_to_forget(target, seed, secrets)
     if sys.stderr.isatty():
         lines = "\n".join(f"  {question}: {value}" for question, value in secrets.items())
         sys.stderr.write(f"vatools: generated passwords (shown once; stored root-only in"
                          f" {path}):\n{lines}\n")
     else:
         _say(f"generated {len(secrets)} password(s), stored root-only in {path}")
+
+
+def _remember_to_forget(target: Target, seed, secrets: Mapping[str, str]) -> None:  # type: ignore[no-untyped-def]
+    """Note the generated passwords' questions (never their values) for `--after-dpkg`."""
+    answers = seed.answers()
+    path = target.path(TO_FORGET)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(path, "a", encoding="utf-8") as pending:
+        for question in secrets:
+            pending.write(f"{answers[question].owner} {question}\n")
+
+
+def forget_used_passwords(target: Target) -> int:
+    """After dpkg (DPkg::Post-Invoke): blank in debconf the generated passwords whose packages
+    are now configured, as vainstall does, so that the root-only secrets file is the one copy
+    left; the others wait for a later run.  Never fails apt."""
+    path = target.path(TO_FORGET)
+    if not path.exists():
+        return 0
+    try:
+        from vatools import dpkgstatus
+        from vatools.seed import debconfdb
+        from vatools.seed.file import Location, Seed, Selection
+
+        configured = {pkg.name for pkg in dpkgstatus.read_status(target) if pkg.installed}
+        pending = [line.split() for line in path.read_text().splitlines() if len(line.split()) == 2]
+        held = debconfdb.values(target)
+        done = [(owner, q) for owner, q in pending if owner in configured]
+        blanks = tuple(Selection(owner, q, "password", "", Location(TO_FORGET, n))
+                       for n, (owner, q) in enumerate(done, start=1) if held.get(q))
+        if blanks:
+            debconfdb.apply(target, Seed("generated passwords", blanks))
+            _log(f"blanked {len(blanks)} generated password(s) in debconf: "
+                 + ", ".join(s.question for s in blanks))
+        left = [f"{owner} {q}\n" for owner, q in pending if owner not in configured]
+        if left:
+            path.write_text("".join(left))
+        else:
+            path.unlink()
+    except Exception:  # noqa: BLE001 - after dpkg nothing may fail apt; the log says why
+        _log(traceback.format_exc())
+    return 0
 
 
 # --- upgrades and additions on a system with an appliance -----------------------------------------
@@ -414,7 +463,7 @@ def seed_upgrade(target: Target, name: str, action: Action | None, transaction: 
     _say(f"answered {len(seed.answers())} new question(s) from {choice.where}: "
          + ", ".join(sorted(seed.answers())))
     if secrets:
-        _keep_secrets(target, name, secrets)
+        _keep_secrets(target, name, seed, secrets)
 
 
 def _upcoming_seed(target: Target, name: str):  # type: ignore[no-untyped-def]

@@ -52,6 +52,10 @@ def test_apt_get_install_seeds_the_appliance_and_will_not_swap_it(server_root: C
     password = secrets_of(chroot, "probe-appliance")["probe-questions/password"]
     assert f"password={password}" in conf
     assert password not in output(result)
+    # Used by the package, so debconf keeps no copy after dpkg (DPkg::Post-Invoke), as with
+    # vainstall: the root-only secrets file is the one left.
+    assert password not in chroot.read_text("/var/cache/debconf/passwords.dat")
+    assert not chroot.path("/var/lib/vatools/apt-hook/forget").exists()
     assert "stored root-only in /var/lib/vatools/secrets/probe-appliance" in output(result)
     record = json.loads(chroot.read_text("/var/lib/vatools/installed/probe-appliance.json"))
     assert record["seed"]["source"] == "repository"  # the published seed, hash-checked

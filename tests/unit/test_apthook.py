@@ -161,3 +161,17 @@ def test_the_hook_program_is_installed_beside_the_conffile() -> None:
     assert "apthook/69vatools etc/apt/apt.conf.d/" in lines
     assert "apthook/apt-hook usr/lib/vatools/" in lines
     assert os.access(TOP / "apthook" / "apt-hook", os.X_OK)
+
+
+def test_generated_passwords_are_forgotten_once_their_package_is_configured(tmp_path: Path) -> None:
+    status = tmp_path / "var/lib/dpkg/status"
+    status.parent.mkdir(parents=True)
+    status.write_text("Package: done\nStatus: install ok installed\nVersion: 1\n\n"
+                      "Package: waiting\nStatus: install ok unpacked\nVersion: 1\n")
+    pending = tmp_path / apthook.TO_FORGET.lstrip("/")
+    assert apthook.main(Target(tmp_path), [apthook.AFTER_DPKG]) == 0  # nothing pending
+    pending.parent.mkdir(parents=True)
+    # debconf holds no value for done/password any more: nothing to blank, the line is done.
+    pending.write_text("done done/password\nwaiting waiting/password\n")
+    assert apthook.main(Target(tmp_path), [apthook.AFTER_DPKG]) == 0
+    assert pending.read_text() == "waiting waiting/password\n"  # its package is not configured yet
