@@ -257,7 +257,7 @@ def seed_install(target: Target, name: str, action: Action, transaction: Transac
     """Check the appliance's seed like vainstall and apply it; VatoolsError: nothing changed."""
     from vatools import credentials
     from vatools.install import SeedRejected
-    from vatools.seed import policy
+    from vatools.seed import debconfdb, policy
 
     _say(f"seeding {name} {action.new_version} (the apt hook of vatools; `vainstall` is the"
          " front door with a plan and rollback)")
@@ -274,11 +274,15 @@ def seed_install(target: Target, name: str, action: Action, transaction: Transac
     for problem in verdict.warnings:
         _say(str(problem))
     secrets = credentials.generate_for(verdict.seed, verdict.generate)
-    _apply(target, credentials.with_values(verdict.seed, secrets))
-    _write_record(target, name, action.new_version or "", choice)
+    before = _apply(target, credentials.with_values(verdict.seed, secrets))
+    try:
+        _write_record(target, name, action.new_version or "", choice)
+        if secrets:
+            _keep_secrets(target, name, verdict.seed, secrets)
+    except BaseException:
+        debconfdb.restore(target, before)  # apt stops: nothing of the seed may stay
+        raise
     _say(f"seeded {len(verdict.seed.answers())} answers from {choice.where}")
-    if secrets:
-        _keep_secrets(target, name, verdict.seed, secrets)
 
 
 def _choose_seed(target: Target, name: str, action: Action, *, strict: bool):  # type: ignore[no-untyped-def]
@@ -323,8 +327,9 @@ def _in_play(target: Target, debs: Sequence[Path]):  # type: ignore[no-untyped-d
     return policy.read_in_play(target, (packages, found))
 
 
-def _apply(target: Target, seed) -> None:  # type: ignore[no-untyped-def]
-    """Save debconf's database, then apply the seed; a failure puts the database back."""
+def _apply(target: Target, seed):  # type: ignore[no-untyped-def]
+    """Save debconf's database, then apply the seed; a failure puts the database back.
+    Returns the snapshot taken before."""
     from vatools.seed import debconfdb
 
     before = debconfdb.snapshot(target)
@@ -334,6 +339,7 @@ def _apply(target: Target, seed) -> None:  # type: ignore[no-untyped-def]
     except BaseException:
         debconfdb.restore(target, before)
         raise
+    return before
 
 
 def _save_snapshot(target: Target, snap) -> None:  # type: ignore[no-untyped-def]
