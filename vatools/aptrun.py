@@ -24,6 +24,8 @@ from vatools.progress import ProgressBar, StatusLine, parse_status_line
 from vatools.run import Target, start
 
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive", "APT_LISTCHANGES_FRONTEND": "none"}
+# vainstall seeds its own runs: vatools' apt hook (vatools.apthook) leaves them alone.
+SEEDED_BY_VAINSTALL = ("-o", "Vatools::Apt-Hook=vainstall")
 
 
 def reproducible_env() -> dict[str, str]:
@@ -54,7 +56,7 @@ def install(
 
     read_fd, write_fd = os.pipe()
     argv = [
-        "apt-get", "install", "--yes", "-o", f"APT::Status-Fd={write_fd}",
+        "apt-get", "install", "--yes", "-o", f"APT::Status-Fd={write_fd}", *SEEDED_BY_VAINSTALL,
         "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold",
         *([] if allow_removals else ["--no-remove"]),
         *packages,

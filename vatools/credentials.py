@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from vatools.target import Target
+
+if TYPE_CHECKING:
+    from vatools.seed.file import Seed
 
 SECRETS_DIR = "/var/lib/vatools/secrets"
 
@@ -19,6 +22,38 @@ SECRETS_DIR = "/var/lib/vatools/secrets"
 def generate_password() -> str:
     """24 characters from a URL-safe alphabet: about 143 bits, and safe in any config file."""
     return secrets.token_urlsafe(18)
+
+
+def generate_for(seed: Seed, questions: Iterable[str]) -> dict[str, str]:
+    """A password for each of `questions` (password questions the seed leaves empty); a
+    confirmation question gets its primary's value (vainstall and the apt hook alike)."""
+    from vatools.seed import templates  # imports apt_pkg: only when passwords are made
+
+    answers = seed.answers()
+    questions = tuple(questions)
+    asked = {q: templates.Template(q, "password", answers[q].owner) for q in questions}
+    confirms = templates.password_pairs(asked)
+    values = {q: generate_password() for q in questions if q not in confirms}
+    for confirm, primary in confirms.items():
+        values[confirm] = values.get(primary) or generate_password()
+    return values
+
+
+def with_values(seed: Seed, values: Mapping[str, str]) -> Seed:
+    """The seed with the generated values in place of its empty answers."""
+    for question, value in values.items():
+        seed = seed.with_value(question, value, seed.answers()[question].location)
+    return seed
+
+
+def read(target: Target, appliance: str) -> dict[str, str]:
+    """The values stored for an appliance (none when there is no file)."""
+    try:
+        text = secrets_path(target, appliance).read_text()
+    except FileNotFoundError:
+        return {}
+    return dict(line.split("=", 1) for line in text.splitlines()
+                if "=" in line and not line.startswith("#"))
 
 
 def secrets_path(target: Target, appliance: str) -> Path:

@@ -101,11 +101,11 @@ def prepare(request: Request) -> Plan:
     replaces = appliance_to_replace(aptq.installed_appliances(cache), request)
     changes = aptq.mark_install(cache, request.name, replaces)
     refuse_removals(request, changes, replaces)
-    choice = _seed_before_download(request, appliance)
+    choice = seed_before_download(request, appliance)
     step(f"Downloading {len(changes.install)} packages (apt verifies each one)")
     archives = aptq.fetch_archives(cache, aptq.acquire_progress(ProgressBar("Downloading")))
     if choice is None:
-        choice = _seed_from_package(appliance, archives)
+        choice = seed_from_package(appliance, archives)
     return plan_from_downloads(request, appliance, choice, replaces, changes, archives)
 
 
@@ -179,7 +179,7 @@ def appliance_to_replace(installed: list[str], request: Request) -> str | None:
     return installed[0]
 
 
-def _seed_before_download(request: Request, appliance: aptq.Candidate) -> SeedChoice | None:
+def seed_before_download(request: Request, appliance: aptq.Candidate) -> SeedChoice | None:
     """--seed FILE, else the repository's seed checked against the signed index, else None.
 
     Its syntax is judged later, with everything else, by the seed policy."""
@@ -205,7 +205,7 @@ def _seed_before_download(request: Request, appliance: aptq.Candidate) -> SeedCh
     return SeedChoice(_parse_bytes(data, uri), "repository", uri, digest)
 
 
-def _seed_from_package(appliance: aptq.Candidate, archives: dict[str, Path]) -> SeedChoice:
+def seed_from_package(appliance: aptq.Candidate, archives: dict[str, Path]) -> SeedChoice:
     """The seed inside the appliance's .deb (which apt downloaded and verified)."""
     deb = archives.get(appliance.name)
     if deb is None:
@@ -290,20 +290,11 @@ def _wait_for_dpkg(target: Target, limit: float) -> None:
 
 
 def _generated_secrets(plan: Plan) -> dict[str, str]:
-    """One password per primary question; a confirmation gets its primary's value."""
-    answers = plan.seed.seed.answers()
-    asked = {q: templates.Template(q, "password", answers[q].owner) for q in plan.generate}
-    confirms = templates.password_pairs(asked)
-    values = {q: credentials.generate_password() for q in plan.generate if q not in confirms}
-    for confirm, primary in confirms.items():
-        values[confirm] = values.get(primary) or credentials.generate_password()
-    return values
+    return credentials.generate_for(plan.seed.seed, plan.generate)
 
 
 def _with_values(seed: Seed, values: dict[str, str]) -> Seed:
-    for question, value in values.items():
-        seed = seed.with_value(question, value, seed.answers()[question].location)
-    return seed
+    return credentials.with_values(seed, values)
 
 
 def _run_apt_get(plan: Plan) -> None:

@@ -12,7 +12,7 @@ from typing import Mapping, NoReturn
 
 from vatools import dpkgstatus
 from vatools.seed import debconfdb
-from vatools.aptrun import APT_ENV
+from vatools.aptrun import APT_ENV, SEEDED_BY_VAINSTALL
 from vatools.errors import RollbackIncomplete, RolledBack
 from vatools.progress import step
 from vatools.run import Target, run
@@ -49,7 +49,7 @@ def roll_back(
     # Read again after the purge: what it took away must come back too.
     specs = to_reinstate(before, dpkgstatus.installed_versions(target))
     if specs:
-        argv = ["apt-get", "install", "--yes", "--no-remove", *specs]
+        argv = ["apt-get", "install", "--yes", "--no-remove", *SEEDED_BY_VAINSTALL, *specs]
         if run(argv, target=target, env=APT_ENV, check=False).returncode != 0:
             problems.append(f"reinstalling {' '.join(specs)} failed")
     debconfdb.restore(target, before.debconf)
@@ -92,7 +92,7 @@ def _purge(target: Target, packages: list[str]) -> bool:
     after an interrupted dpkg until `dpkg --configure -a`, which would rerun what failed."""
     for argv in (
         ["dpkg", "--purge", "--force-remove-reinstreq", *packages],
-        ["apt-get", "purge", "--yes", *packages],
+        ["apt-get", "purge", "--yes", *SEEDED_BY_VAINSTALL, *packages],
     ):
         run(argv, target=target, env=APT_ENV, check=False)
         if not set(packages) & set(dpkgstatus.present_versions(target)):

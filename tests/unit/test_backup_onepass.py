@@ -12,7 +12,7 @@ from test_backup_helpers import build_abf, make_target, snapshot
 
 from vatools.backup.archive import BackupFile
 from vatools.backup.create import create_backup
-from vatools.cli.backup import main
+from vatools.cli.main import main
 from vatools.run import Target
 
 

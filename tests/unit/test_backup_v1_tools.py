@@ -23,7 +23,7 @@ import pytest
 import yaml
 from test_backup_helpers import APPLIANCE, make_target, write
 
-from vatools.cli.backup import main
+from vatools.cli.main import main
 
 V1_ROOTS = {"sysconfig.tar.gz": "etc/wiki", "appdata.tar.gz": "var/lib/wiki/data"}
 LONG_NAME = "a-page-with-a-very-long-name-" + "x" * 171  # 200 characters: GNU longname / pax
