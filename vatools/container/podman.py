@@ -93,7 +93,8 @@ def run_argv(spec: RunSpec, *, detach: bool) -> list[str]:
     for path, volume in sorted(spec.volumes.items()):
         argv += ["-v", f"{volume}:{path}"]
     for port in config.ports:
-        argv += ["-p", f"{port.address}:{spec.host_ports[port.container]}:{port.container}"]
+        address = f"[{port.address}]" if ":" in port.address else port.address
+        argv += ["-p", f"{address}:{spec.host_ports[port.container]}:{port.container}"]
     argv.append(spec.image)
     return argv
 
