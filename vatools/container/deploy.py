@@ -135,6 +135,7 @@ class Containers:
                 self.say(f"deploy failed: removing what it made ({error})")
                 logs = self.podman.logs(names.container_name(name))
                 self._unserve(name)
+                self._remove_unit(name)
                 self.podman.remove_image(names.image_name(name, deployment.id))
                 for volume in made_volumes:
                     self.podman.remove_volume(volume)
@@ -223,6 +224,9 @@ class Containers:
         except VatoolsError as error:
             verdict = Verdict(False, error.message, 0.0)
             how = ""
+        except KeyboardInterrupt:
+            verdict = Verdict(False, "interrupted", 0.0)
+            how = ""
         if verdict.healthy:
             new.health = str(verdict)
             history.make_current(new)
@@ -288,11 +292,8 @@ class Containers:
             self._unserve(name)
             self.podman.stop_and_remove(names.candidate_name(name))
             removed.append(f"container {names.container_name(name)}")
-            unit = UNIT_DIR / unit_name(name)
-            if unit.exists():
-                unit.unlink()
-                run(["systemctl", "daemon-reload"], check=False)
-                removed.append(f"unit {unit}")
+            if self._remove_unit(name):
+                removed.append(f"unit {UNIT_DIR / unit_name(name)}")
             for deployment in history.deployments:
                 tag = names.image_name(name, deployment.id)
                 if self.podman.image_exists(tag):
@@ -381,11 +382,20 @@ class Containers:
             unit = UNIT_DIR / unit_name(name)
             unit.write_text(unit_text(name, run_argv(spec, detach=False), spec.container))
             run(["systemctl", "daemon-reload"])
-            run(["systemctl", "enable", "--now", unit_name(name)])
+            run(["systemctl", "enable", unit_name(name)])
             run(["systemctl", "restart", unit_name(name)])
             return f"systemd unit {unit_name(name)}"
         self.podman.start(spec)
         return "detached with podman run -d: systemd is not running, so nothing restarts it at boot"
+
+    def _remove_unit(self, name: str) -> bool:
+        unit = UNIT_DIR / unit_name(name)
+        if not unit.exists():
+            return False
+        run(["systemctl", "disable", unit_name(name)], check=False)
+        unit.unlink()
+        run(["systemctl", "daemon-reload"], check=False)
+        return True
 
     def _unserve(self, name: str) -> None:
         if self.use_systemd and (UNIT_DIR / unit_name(name)).exists():
