@@ -44,6 +44,11 @@ class Outcome:
                 "health": str(self.verdict) if self.verdict else None, "message": self.message}
 
 
+def require_tools() -> None:
+    require_tool("podman")
+    require_tool("skopeo")
+
+
 def check_name(name: str) -> None:
     if not NAME.match(name):
         raise UsageError(f"container name {name!r}: use a-z, 0-9, '_', '.', '-' (at most 41 characters)",
@@ -111,7 +116,7 @@ class Containers:
         if self.store.exists(name):
             raise VatoolsError(f"container {name} is already deployed",
                                hint=f"update it: vatools container update {name} --image IMAGE")
-        require_tool("podman")
+        require_tools()
         oci = self._checked_image(config)
         self._check_ports_free(config)
         if self.podman.exists(names.container_name(name)):
@@ -160,7 +165,7 @@ class Containers:
         config = load_config(config_path) if config_path else old_config
         if image is not None:
             config = config.with_image(str(image.resolve()))
-        require_tool("podman")
+        require_tools()
         oci = self._checked_image(config)
         if oci.digest == current.digest and config == old_config:
             raise VatoolsError(f"{name} already runs {oci.digest} ({oci.version}) with this configuration",
@@ -193,7 +198,7 @@ class Containers:
         current = history.current
         target = history.previous()
         config = parse_config(target.config, str(self.store.directory(name) / "history.json"))
-        require_tool("podman")
+        require_tools()
         if not self.podman.image_exists(names.image_name(name, target.id)):
             oci = read_image(Path(target.image))
             if oci.digest != target.digest:
@@ -346,13 +351,13 @@ class Containers:
     def _load(self, name: str, deployment: Deployment, oci: OciImage) -> None:
         """Pull the image, check podman's digest against the layout's, tag it for the deployment."""
         self.say(f"loading {oci.reference} ({oci.title} {oci.version})")
-        image_id = self.podman.pull(oci.reference)
+        tag = names.image_name(name, deployment.id)
+        image_id = self.podman.load(oci.reference, tag)
         loaded = self.podman.image_digest(image_id)
         if loaded != oci.digest:
+            self.podman.remove_image(tag)
             raise VatoolsError(f"podman loaded {oci.path} as {loaded}, but its index names {oci.digest}",
                                hint="the layout changed while loading, or is damaged: copy it again")
-        self.podman.tag(image_id, names.image_name(name, deployment.id))
-        self.podman.drop_pulled_name(image_id, str(oci.path))
 
     def _volumes(self, name: str, config: Config, oci: OciImage, made: list[str]) -> dict[str, str]:
         """A named volume for each configured path and each path the image declares."""

@@ -116,29 +116,23 @@ class Podman:
         lines = [line.strip() for line in output.splitlines() if line.strip()]
         return lines[-1] if lines else ""
 
-    def pull(self, reference: str) -> str:
-        """Load an image into the store; returns its id."""
-        out = self._run("pull", "-q", reference, hint="check the image with `skopeo inspect " + reference + "`")
-        image_id = self._last_line(out)
-        if not IMAGE_ID.match(image_id):
-            raise VatoolsError(f"podman pull {reference} printed no image id: {out.strip()[-300:]}")
-        return image_id
+    def load(self, reference: str, tag: str) -> str:
+        """Copy an image into podman's store under exactly `tag`; returns its id.
 
-    def drop_pulled_name(self, image_id: str, path: str) -> None:
-        """Untag the name `podman pull oci:PATH` gives (localhost/PATH:latest): ours is the tag."""
-        out = self._run("image", "inspect", "--format", "{{range .RepoTags}}{{.}} {{end}}", image_id)
-        for tag in self._last_line(out).split():
-            if tag.lower() in (f"localhost{path}:latest".lower(), f"localhost/{path.lstrip('/')}:latest".lower()):
-                run(self._argv("untag", image_id, tag), check=False)
+        skopeo, not `podman pull oci:PATH`: podman names what it pulls after the path (or the
+        ref), which fails for paths that are no valid image name and leaves a stray name."""
+        run(["skopeo", "copy", "-q", reference, f"containers-storage:{tag}"],
+            hint=f"check the image: skopeo inspect {reference}")
+        image_id = self._last_line(self._run("image", "inspect", "--format", "{{.Id}}", tag))
+        if not IMAGE_ID.match(image_id):
+            raise VatoolsError(f"podman does not show the image {tag} just loaded: {image_id[-300:]}")
+        return image_id
 
     def image_digest(self, image: str) -> str:
         return self._last_line(self._run("image", "inspect", "--format", "{{.Digest}}", image))
 
     def image_exists(self, image: str) -> bool:
         return run(self._argv("image", "exists", image), check=False).returncode == 0
-
-    def tag(self, image_id: str, name: str) -> None:
-        self._run("tag", image_id, name)
 
     def remove_image(self, name: str) -> None:
         # Only this tag: an image another tag (deployment) still uses stays.
