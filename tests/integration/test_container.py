@@ -128,8 +128,9 @@ def digest_of(layout: Path) -> str:
     return json.loads((layout / "index.json").read_text())["manifests"][0]["digest"]
 
 
-# Bookworm only: the lifecycle is the same code for both suites (~3 min each here, most of it
-# loading the 200 MiB layer into podman's store), and test_image runs the trixie image in podman.
+# Bookworm only: the lifecycle is the same code for both suites (~95 s each here, most of it
+# loading the image into podman's store and starting Apache), and test_image runs the trixie
+# image in podman already.
 @pytest.mark.suite("bookworm")
 def test_deploy_update_rollback_remove_keep_the_data(
     wiki: str, layouts: dict[str, Path], tmp_path: Path
