@@ -64,6 +64,7 @@ bench: setup
 	$(PYTHON) bench/bench_backup.py
 	$(PYTHON) bench/bench_control.py
 	$(PYTHON) bench/bench_image.py
+	$(PYTHON) bench/bench_container.py
 
 # ruff and mypy are used only as Debian packages them (bookworm has mypy but no ruff).
 lint: deb appliances

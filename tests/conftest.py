@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Callable, Iterator
 import pytest
 
 from tests.support.chroot import Chroot, copy_tree, overlay_tree
+from tests.support.images import image_cache, images  # noqa: F401 - fixtures shared by test files
 from tests.support.net import serve_directory
 from tests.support.pristine import SUITES, pristine_tree, require_tools
 from tests.support.repo import Repo, build_repo, make_server_tree

@@ -18,99 +18,31 @@ import re
 import subprocess
 import tarfile
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 
 from tests.support.net import LOOPBACK, free_port, http_fetch
+from tests.support.images import (
+    APPLIANCE, EPOCH, FORMATS, GIVEN_PASSWORDS, TITLE, Built, image_build, repo_args,
+)
 from tests.support.qemu import boot_vm
 from tests.support.repo import TOP, Repo
 from tests.support.timing import TIMINGS
 
 pytestmark = [pytest.mark.integration, pytest.mark.image]
 
-APPLIANCE = "dokuwiki-appliance"
-TITLE = "Image Test Wiki"
-EPOCH = "1700000000"
-PASSWORD = "image-test-password"
-# Every password given (generated ones differ per build): dokuwiki's and appliance-control's.
-GIVEN_PASSWORDS = (
-    "--set", f"dokuwiki/wiki/password={PASSWORD}", "--set", f"dokuwiki/wiki/confirm={PASSWORD}",
-    "--set", f"appliance-control/admin-password={PASSWORD}",
-)
-FORMATS = {"bookworm": "tar,qcow2,oci", "trixie": "tar,qcow2,oci"}
 BOOT_TIMEOUT = 300  # a bound, not a target: TCG measured 28-46 s here on a shared host
 # The appliance pulls in appliance-control (its plugin depends on it): the booted image must
 # also serve its login page, on port 8080.
 CONTROL_LOGIN = ("/login", '<button type="submit" id="login">Log in</button>')
 
 
-@dataclass(frozen=True)
-class Built:
-    suite: str
-    output: Path
-    result: dict
-
-    def path(self, name: str) -> Path:
-        return self.output / name
-
-    @property
-    def manifest(self) -> dict:
-        return json.loads(self.path("manifest.json").read_text())
-
-
-def image_build(*args: str, cwd: Path = TOP) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH, "PYTHONPATH": str(TOP)}
-    return subprocess.run(
-        ["/usr/bin/python3", "-m", "vatools.cli.main", "image", "build", *args],
-        capture_output=True, text=True, env=env, cwd=cwd, timeout=1800,
-    )
-
-
 def artifacts_dir() -> Path:
     directory = Path(os.environ.get("VATOOLS_TEST_ARTIFACTS", TOP / "build" / "test-artifacts"))
     directory.mkdir(parents=True, exist_ok=True)
     return directory
-
-
-@pytest.fixture(scope="session")
-def image_cache(harness_dir: Path) -> Path:
-    """Downloaded debs shared by the session's builds (and across runs with VATOOLS_TEST_CACHE)."""
-    shared = os.environ.get("VATOOLS_TEST_CACHE")
-    return Path(shared) / "image-debs" if shared else harness_dir / "image-debs"
-
-
-def _repo_args(repo: Repo, repo_server: str, cache: Path) -> list[str]:
-    keyring = repo.directory / "vatools-archive-keyring.gpg"
-    return ["--repository", repo_server, "--keyring", str(keyring), "--cache", str(cache)]
-
-
-@pytest.fixture(scope="session")
-def images(
-    harness_dir: Path, repo: Repo, repo_server: str, image_cache: Path
-) -> Iterator[Callable[[str], Built]]:
-    built: dict[str, Built] = {}
-
-    def get(suite: str) -> Built:
-        if suite not in built:
-            output = harness_dir / "images" / suite
-            output.parent.mkdir(parents=True, exist_ok=True)
-            passwords = (
-                [*GIVEN_PASSWORDS] if suite == "bookworm" else []
-            )
-            with TIMINGS.measure(f"vatools image build {suite} --format {FORMATS[suite]}"):
-                done = image_build(
-                    APPLIANCE, "--suite", suite, "--format", FORMATS[suite], "--output", str(output),
-                    "--size", "3G", "--set", f"dokuwiki/wiki/title={TITLE}", *passwords, "--json",
-                    *_repo_args(repo, repo_server, image_cache),
-                )
-            assert done.returncode == 0, done.stderr[-4000:]
-            built[suite] = Built(suite, output, json.loads(done.stdout))
-        return built[suite]
-
-    yield get
 
 
 def _members(tar_zst: Path) -> dict[str, tarfile.TarInfo]:
@@ -134,19 +66,19 @@ def test_bad_input_is_refused_before_any_work(
     existing.mkdir()
     (existing / "keep").write_text("mine")
     (tmp_path / ".killed.partial").mkdir()  # what a killed build leaves
-    base = ["--output", str(tmp_path / "new"), *_repo_args(repo, repo_server, tmp_path / "cache")]
+    base = ["--output", str(tmp_path / "new"), *repo_args(repo, repo_server, tmp_path / "cache")]
     cases = [
         (["no-such-appliance", "--suite", "bookworm", *base], "unknown appliance 'no-such-appliance'"),
         ([APPLIANCE, "--suite", "sid", *base], "--suite 'sid': unknown suite"),
         ([APPLIANCE, "--suite", "bookworm", "--size", "100M", *base], "--size 100 MiB is too small"),
         ([APPLIANCE, "--suite", "bookworm", "--format", "iso", *base], "--format 'iso': unknown format"),
         (
-            [APPLIANCE, "--suite", "bookworm", *_repo_args(repo, repo_server, tmp_path / "cache"),
+            [APPLIANCE, "--suite", "bookworm", *repo_args(repo, repo_server, tmp_path / "cache"),
              "--output", str(existing)],
             f"output directory {existing} exists",
         ),
         (
-            [APPLIANCE, "--suite", "bookworm", *_repo_args(repo, repo_server, tmp_path / "cache"),
+            [APPLIANCE, "--suite", "bookworm", *repo_args(repo, repo_server, tmp_path / "cache"),
              "--output", str(tmp_path / "killed")],
             "another build of killed runs, or one was killed",
         ),
@@ -173,7 +105,7 @@ def test_a_failed_build_leaves_nothing(repo: Repo, repo_server: str, tmp_path: P
     dead_mirror = f"http://{LOOPBACK}:{free_port()}/debian"
     done = image_build(
         APPLIANCE, "--suite", "bookworm", "--output", str(tmp_path / "out"), "--mirror", dead_mirror,
-        *_repo_args(repo, repo_server, tmp_path / "cache"),
+        *repo_args(repo, repo_server, tmp_path / "cache"),
     )
     assert done.returncode == 3, done.stderr
     assert "[1/" in done.stderr and "mmdebstrap exited with status" in done.stderr
@@ -191,7 +123,7 @@ def test_tar_is_reproducible_and_clean(
         APPLIANCE, "--suite", suite, "--format", "tar", "--output", str(second_dir),
         "--set", f"dokuwiki/wiki/title={TITLE}",
         *GIVEN_PASSWORDS,
-        *_repo_args(repo, repo_server, image_cache),
+        *repo_args(repo, repo_server, image_cache),
     )
     assert done.returncode == 0, done.stderr[-4000:]
     tarball = f"{APPLIANCE}.tar.zst"

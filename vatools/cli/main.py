@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from vatools.cli import backup, check, common, image, new, repo, seed
+from vatools.cli import backup, check, common, container, image, new, repo, seed
 
 DESCRIPTION = """\
 Tools around appliances: check seed files, build signed repositories, scaffold new
@@ -24,7 +24,8 @@ def vatools() -> None:
     pass
 
 
-for group in (seed.seed, repo.repo, new.new, backup.backup, image.image, check.check):
+for group in (seed.seed, repo.repo, new.new, backup.backup, image.image, check.check,
+              container.container):
     vatools.add_command(group)
 
 

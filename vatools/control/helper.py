@@ -136,7 +136,20 @@ def handle(conn: socket.socket, allowed_uid: int, operations: Operations) -> Non
             log.exception("operation failed")
         reply.send(encode_error(e))
     finally:
-        conn.close()
+        _hang_up(conn)
+
+
+def _hang_up(conn: socket.socket) -> None:
+    """Close after the answer. Input still queued is read away first (at most 64 KiB): on a
+    Unix socket, closing with unread input makes the client's read fail (ECONNRESET) before
+    it gets the answer, e.g. the error that its request never ended."""
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_WR)
+        conn.setblocking(False)
+        for _ in range(16):
+            if not conn.recv(4096):
+                break
+    conn.close()
 
 
 def listening_socket(path: Path, group: str | None) -> socket.socket:
