@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vatools.errors import UsageError
-from vatools.image import clean, disk, plan
+from vatools.image import boot, clean, disk, plan
 from vatools.image.build import _volumes
 from vatools.image.tarball import write_tar
 
@@ -92,7 +92,31 @@ def test_tar_clamps_times_and_keeps_runtime_dirs_empty(tmp_path: Path) -> None:
 
 def test_container_volumes_hold_the_appliance_state() -> None:
     fields = {"Vatools-Backup-Config": "/etc/dokuwiki", "Vatools-Backup-Data": "/var/lib/dokuwiki"}
-    assert _volumes(fields) == ["/etc/dokuwiki", "/var/cache", "/var/lib", "/var/log"]
+    assert _volumes(fields) == ["/etc/dokuwiki", "/var/cache", "/var/lib", "/var/log", "/var/spool"]
+
+
+def test_boot_configuration_masks_idle_units_and_reports_the_first_boot(tmp_path: Path) -> None:
+    from vatools.target import Target
+
+    (tmp_path / "etc/systemd/system").mkdir(parents=True)
+    boot.configure(Target(tmp_path), "wiki")
+    system = tmp_path / "etc/systemd/system"
+    for unit in ("man-db.timer", "e2scrub_all.timer", "e2scrub_reap.service"):
+        assert (system / unit).readlink() == Path("/dev/null")
+    wants = system / "multi-user.target.wants"
+    assert (wants / "vatools-image-boot-report.service").readlink() == (
+        Path("/etc/systemd/system/vatools-image-boot-report.service"))
+    assert "ConditionFirstBoot=yes" in (system / "vatools-image-boot-report.service").read_text()
+    script = (tmp_path / "usr/lib/vatools/image-boot-report").read_text()
+    assert "systemctl is-system-running --wait" in script and "systemd-analyze blame" in script
+    boot.configure(Target(tmp_path), "wiki")  # again: the links are already there
+
+
+def test_the_initrd_holds_a_vm_root_disk_drivers_only() -> None:
+    conf = boot.INITRAMFS_FILES["/etc/initramfs-tools/conf.d/vatools-image.conf"]
+    assert "MODULES=list" in conf.splitlines()
+    modules = boot.INITRAMFS_FILES["/usr/share/initramfs-tools/modules.d/vatools-image"].split()
+    assert {"virtio_pci", "virtio_blk", "virtio_scsi", "ahci", "nvme", "ext4"} <= set(modules)
 
 
 def test_a_tree_bigger_than_the_disk_is_refused_before_writing(tmp_path: Path) -> None:
