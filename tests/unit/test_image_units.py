@@ -106,7 +106,8 @@ def test_boot_configuration_masks_idle_units_and_reports_the_first_boot(tmp_path
     wants = system / "multi-user.target.wants"
     assert (wants / "vatools-image-boot-report.service").readlink() == (
         Path("/etc/systemd/system/vatools-image-boot-report.service"))
-    assert "ConditionFirstBoot=yes" in (system / "vatools-image-boot-report.service").read_text()
+    unit = (system / "vatools-image-boot-report.service").read_text()
+    assert "ConditionPathExists=!/var/lib/vatools/boot-report.done" in unit
     script = (tmp_path / "usr/lib/vatools/image-boot-report").read_text()
     assert "systemctl is-system-running --wait" in script and "systemd-analyze blame" in script
     boot.configure(Target(tmp_path), "wiki")  # again: the links are already there
