@@ -347,7 +347,7 @@ def _check_disk_and_boot(built: Built, firmware: str, harness_dir: Path) -> None
         TIMINGS.note(f"image boot to HTTP 200, {name} {suite} {firmware} (console: {console})", seconds)
         assert "appliance-control" in {p["name"] for p in built.manifest["packages"]}
         path, text = CONTROL_LOGIN
-        vm.wait_for_page(path, text, 60, vm.control_url)
+        vm.wait_for_page(path, text, BOOT_TIMEOUT, vm.control_url)  # a bound: slow on a busy host
         vm.wait_for_console("vatools image first boot: done", 120)
         vm.wait_for_console(BOOT_REPORT[1], 120)
         how = vm.power_off()
