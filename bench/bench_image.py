@@ -34,10 +34,11 @@ sys.path.insert(0, str(TOP))
 from tests.support.net import serve_directory  # noqa: E402
 from tests.support.qemu import boot_vm  # noqa: E402
 from tests.support.repo import build_repo  # noqa: E402
+from vatools.image.boot import BOOT_REPORT_BEGIN, BOOT_REPORT_END  # noqa: E402
 from vatools.image.rootfs import BASE_PACKAGES  # noqa: E402
 
 APPLIANCE = "dokuwiki-appliance"
-BOOT_REPORT = ("vatools image boot report: begin", "vatools image boot report: end")
+BOOT_REPORT = (BOOT_REPORT_BEGIN, BOOT_REPORT_END)
 TITLE = "Bench Wiki"
 MIRROR = "http://deb.debian.org/debian"
 

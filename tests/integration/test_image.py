@@ -32,6 +32,7 @@ from tests.support.net import LOOPBACK, free_port, http_fetch
 from tests.support.qemu import boot_vm
 from tests.support.repo import TOP, Repo
 from tests.support.timing import TIMINGS
+from vatools.image.boot import BOOT_REPORT_BEGIN, BOOT_REPORT_END
 
 pytestmark = [pytest.mark.integration, pytest.mark.image]
 
@@ -67,7 +68,7 @@ MOINMOIN = Appliance(
     "moinmoin-appliance", "Image Test MoinMoin",
     ("--set", "moinmoin-appliance/sitename=Image Test MoinMoin"), "/etc/moinmoin-appliance",
 )
-BOOT_REPORT = ("vatools image boot report: begin", "vatools image boot report: end")
+BOOT_REPORT = (BOOT_REPORT_BEGIN, BOOT_REPORT_END)
 
 
 @dataclass(frozen=True)

@@ -98,11 +98,13 @@ def test_container_volumes_hold_the_appliance_state() -> None:
 def test_boot_configuration_masks_idle_units_and_reports_the_first_boot(tmp_path: Path) -> None:
     from vatools.target import Target
 
-    (tmp_path / "etc/systemd/system").mkdir(parents=True)
-    boot.configure(Target(tmp_path), "wiki")
     system = tmp_path / "etc/systemd/system"
+    (system / "timers.target.wants").mkdir(parents=True)
+    (system / "timers.target.wants/man-db.timer").symlink_to("/lib/systemd/system/man-db.timer")
+    boot.configure(Target(tmp_path), "wiki")
     for unit in ("man-db.timer", "e2scrub_all.timer", "e2scrub_reap.service"):
         assert (system / unit).readlink() == Path("/dev/null")
+    assert not (system / "timers.target.wants/man-db.timer").is_symlink()
     wants = system / "multi-user.target.wants"
     assert (wants / "vatools-image-boot-report.service").readlink() == (
         Path("/etc/systemd/system/vatools-image-boot-report.service"))
@@ -110,6 +112,7 @@ def test_boot_configuration_masks_idle_units_and_reports_the_first_boot(tmp_path
     assert "ConditionPathExists=!/var/lib/vatools/boot-report.done" in unit
     script = (tmp_path / "usr/lib/vatools/image-boot-report").read_text()
     assert "systemctl is-system-running --wait" in script and "systemd-analyze blame" in script
+    assert f'echo "{boot.BOOT_REPORT_END}"' in script
     boot.configure(Target(tmp_path), "wiki")  # again: the links are already there
 
 

@@ -80,15 +80,18 @@ MASKED = (
     "e2scrub_reap.service",
 )
 
-BOOT_REPORT_SCRIPT = """#!/bin/sh
+# The report's first and last lines on the console (tests and the bench look for them).
+BOOT_REPORT_BEGIN = "vatools image boot report: begin"
+BOOT_REPORT_END = "vatools image boot report: end"
+BOOT_REPORT_SCRIPT = f"""#!/bin/sh
 # vatools image: once the boot is finished, show on the console where its time went.
 SYSTEMD_COLORS=0 SYSTEMD_PAGER= ; export SYSTEMD_COLORS SYSTEMD_PAGER
 systemctl is-system-running --wait >/dev/null 2>&1
-echo "vatools image boot report: begin"
+echo "{BOOT_REPORT_BEGIN}"
 systemd-analyze time
 systemd-analyze critical-chain
 systemd-analyze blame | head -n 25
-echo "vatools image boot report: end"
+echo "{BOOT_REPORT_END}"
 mkdir -p /var/lib/vatools
 touch /var/lib/vatools/boot-report.done
 """
@@ -145,8 +148,11 @@ def _enable(target: Target, unit: str, wanted_by: str = "multi-user.target") -> 
 
 
 def _mask(target: Target, unit: str) -> None:
-    # What `systemctl mask` does.
-    link = target.path(f"/etc/systemd/system/{unit}")
+    # What `systemctl mask` does, and the enabling links go too (`systemctl disable`).
+    system = target.path("/etc/systemd/system")
+    for wanted in system.glob(f"*.wants/{unit}"):
+        wanted.unlink()
+    link = system / unit
     if link.is_symlink() or link.exists():
         link.unlink()
     link.symlink_to("/dev/null")
