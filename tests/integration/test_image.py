@@ -69,6 +69,7 @@ MOINMOIN = Appliance(
     ("--set", "moinmoin-appliance/sitename=Image Test MoinMoin"), "/etc/moinmoin-appliance",
 )
 BOOT_REPORT = (BOOT_REPORT_BEGIN, BOOT_REPORT_END)
+REPORT_PREFIX = re.compile(r"\[\s*[0-9.]+\] image-boot-report\[[0-9]+\]: ?")
 
 
 @dataclass(frozen=True)
@@ -364,14 +365,22 @@ def _check_disk_and_boot(built: Built, firmware: str, harness_dir: Path) -> None
 
 
 def _boot_report(console: str) -> str:
-    """What the image's boot-report unit wrote between its markers (systemd-analyze's output)."""
+    """What the image's boot-report unit wrote between its markers (systemd-analyze's output),
+    without the console's "[ seconds] image-boot-report[pid]: " prefixes."""
     begin, end = BOOT_REPORT
     assert begin in console and end in console, console[-2000:]
     body = console.split(begin, 1)[1].split(end, 1)[0]
-    # Lines come with the console's carriage returns (and, while other units print, with
-    # theirs interleaved): keep the report's own lines.
-    lines = [line.rstrip("\r") for line in body.splitlines()]
-    report = "\n".join(line for line in lines if line.strip()) + "\n"
+    lines = []
+    for line in body.splitlines():
+        line = line.rstrip("\r")
+        prefixed = REPORT_PREFIX.match(line)
+        if prefixed:
+            line = line[prefixed.end():]
+        elif line.startswith("["):
+            continue  # another unit's line, interleaved
+        if line.strip():
+            lines.append(line)
+    report = "\n".join(lines) + "\n"
     assert "Startup finished in" in report, report
     return report
 
