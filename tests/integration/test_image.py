@@ -425,7 +425,7 @@ def _check_oci_runs(built: Built, harness_dir: Path) -> None:
     assert pulled.returncode == 0, pulled.stderr
     image_id = pulled.stdout.strip().splitlines()[-1]
     started = subprocess.run(
-        [*podman, "run", "-d", "--container", container, "--read-only", "--tmpfs", "/tmp", "--tmpfs", "/run",
+        [*podman, "run", "-d", "--name", container, "--read-only", "--tmpfs", "/tmp", "--tmpfs", "/run",
          "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
          "-p", f"{LOOPBACK}:{port}:80", image_id],
         capture_output=True, text=True,

@@ -122,9 +122,9 @@ Type=oneshot
 ExecStart=/usr/lib/vatools/image-firstboot
 RemainAfterExit=yes
 StandardOutput=journal+console
-# Making keys is CPU work (RSA: seconds on a slow vCPU): the appliance's services go first.
-Nice=19
-CPUSchedulingPolicy=idle
+# Making keys is CPU work (RSA: seconds on a slow vCPU): the appliance's services go first,
+# but not idle-only: a busy service must not hold back the keys (and ssh) for ever.
+Nice=10
 
 [Install]
 WantedBy=multi-user.target
