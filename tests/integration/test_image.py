@@ -1,6 +1,6 @@
 """`vatools image build`: real mmdebstrap trees, our signed repository, qemu, podman.
 
-Budget (~10 min on 2 cores, plus ~4 min for moinmoin): one dokuwiki-appliance image tree per
+Budget (~10 min on 2 cores, plus ~8 min for moinmoin): one dokuwiki-appliance image tree per
 suite and session, every format written from it in one build, plus a second tar-only bookworm
 build for the reproducibility check. Both suites boot with UEFI; the BIOS path boots on
 bookworm. moinmoin-appliance is built on one suite only (MOINMOIN_SUITE), all three formats
