@@ -12,8 +12,10 @@ In one run, on this machine (needs root and network):
      now warm) writing a tar, then zstd: the raw tools doing the same job without vainstall's
      checks, cleaning or reproducibility work;
   4. vatools image build --format tar again with the warm cache;
-  5. boots the qcow2 of step 2 under qemu (TCG) and times the first HTTP 200 with the title.
-Prints times and the ratio vatools(warm) / raw (target <= 1.1) and the boot time (target <= 60 s).
+  5. boots the qcow2 of step 2 under qemu (TCG, one vCPU) and times the first HTTP 200 with the
+     title, then prints the guest's own account of that first boot (systemd-analyze time,
+     critical-chain, blame: the image writes it to the console once the boot is finished).
+Prints times and the ratio vatools(warm) / raw (target <= 1.1) and the boot time (target <= 30 s).
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ sys.path.insert(0, str(TOP))
 from tests.support.net import serve_directory  # noqa: E402
 from tests.support.qemu import boot_vm  # noqa: E402
 from tests.support.repo import build_repo  # noqa: E402
+from vatools.image.boot import BOOT_REPORT_BEGIN, BOOT_REPORT_END  # noqa: E402
 from vatools.image.rootfs import BASE_PACKAGES  # noqa: E402
 
 APPLIANCE = "dokuwiki-appliance"
+BOOT_REPORT = (BOOT_REPORT_BEGIN, BOOT_REPORT_END)
 TITLE = "Bench Wiki"
 MIRROR = "http://deb.debian.org/debian"
 
@@ -117,14 +121,19 @@ def main() -> int:
         warm = vatools_build(work / "warm", args.suite, "tar", base_url, keyring, cache)
     with boot_vm(work / f"cold/{APPLIANCE}.qcow2", work / "vm", work / "console.log") as vm:
         boot = vm.wait_for_page("/", TITLE, 600)
+        vm.wait_for_console(BOOT_REPORT[1], 300)
         stopped = vm.power_off()
+    console = (work / "console.log").read_text("utf-8", "replace")
+    report = console.split(BOOT_REPORT[0], 1)[1].split(BOOT_REPORT[1], 1)[0]
     print(f"suite {args.suite}, {len(packages)} packages, tree {manifest['tree_bytes'] / 2**20:.0f} MiB")
     print(f"vatools image build --format tar,qcow2, cold deb cache: {cold:7.1f} s")
     print(f"mmdebstrap same packages -> tar + zstd, warm cache:     {raw:7.1f} s")
     print(f"vatools image build --format tar, warm cache:           {warm:7.1f} s")
     print(f"ratio vatools(warm) / raw(warm): {warm / raw:.2f}  (target <= 1.1)")
-    print(f"boot to HTTP 200 with the seeded title under TCG: {boot:.1f} s (target <= 60 s),"
+    print(f"boot to HTTP 200 with the seeded title under TCG: {boot:.1f} s (target <= 30 s),"
           f" stopped by {stopped}")
+    print("the guest's first boot (systemd-analyze):")
+    print("\n".join(line.rstrip("\r") for line in report.splitlines() if line.strip()))
     subprocess.run(["rm", "-rf", "--one-file-system", str(work)], check=True)
     return 0
 

@@ -2,6 +2,7 @@
 
 `images(suite)` builds dokuwiki-appliance once per suite and session in every format of
 FORMATS, from one tree; tests that need an image reuse it instead of building their own.
+`images(suite, MOINMOIN)` does the same for moinmoin-appliance (tested on MOINMOIN_SUITE).
 """
 
 from __future__ import annotations
@@ -28,6 +29,24 @@ GIVEN_PASSWORDS = (
     "--set", f"appliance-control/admin-password={PASSWORD}",
 )
 FORMATS = {"bookworm": "tar,qcow2,oci", "trixie": "tar,qcow2,oci"}
+MOINMOIN_SUITE = "bookworm"
+
+
+@dataclass(frozen=True)
+class Appliance:
+    """What a test needs to know of an appliance to build its image and recognise it running."""
+
+    name: str
+    title: str  # seeded with --set, then looked for on the front page
+    title_args: tuple[str, ...]
+    config_volume: str  # its Vatools-Backup-Config directory: a volume of the OCI image
+
+
+DOKUWIKI = Appliance(APPLIANCE, TITLE, ("--set", f"dokuwiki/wiki/title={TITLE}"), "/etc/dokuwiki")
+MOINMOIN = Appliance(
+    "moinmoin-appliance", "Image Test MoinMoin",
+    ("--set", "moinmoin-appliance/sitename=Image Test MoinMoin"), "/etc/moinmoin-appliance",
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +54,7 @@ class Built:
     suite: str
     output: Path
     result: dict
+    appliance: Appliance = DOKUWIKI
 
     def path(self, name: str) -> Path:
         return self.output / name
@@ -68,23 +88,26 @@ def image_cache(harness_dir: Path) -> Path:
 def images(
     harness_dir: Path, repo: Repo, repo_server: str, image_cache: Path
 ) -> Iterator[Callable[[str], Built]]:
-    built: dict[str, Built] = {}
+    built: dict[tuple[str, str], Built] = {}
 
-    def get(suite: str) -> Built:
-        if suite not in built:
-            output = harness_dir / "images" / suite
+    def get(suite: str, appliance: Appliance = DOKUWIKI) -> Built:
+        key = (appliance.name, suite)
+        if key not in built:
+            name = suite if appliance == DOKUWIKI else f"{appliance.name}-{suite}"
+            output = harness_dir / "images" / name
             output.parent.mkdir(parents=True, exist_ok=True)
             passwords = (
-                [*GIVEN_PASSWORDS] if suite == "bookworm" else []
+                [*GIVEN_PASSWORDS] if suite == "bookworm" and appliance == DOKUWIKI else []
             )
-            with TIMINGS.measure(f"vatools image build {suite} --format {FORMATS[suite]}"):
+            label = f"vatools image build {appliance.name} {suite} --format {FORMATS[suite]}"
+            with TIMINGS.measure(label):
                 done = image_build(
-                    APPLIANCE, "--suite", suite, "--format", FORMATS[suite], "--output", str(output),
-                    "--size", "3G", "--set", f"dokuwiki/wiki/title={TITLE}", *passwords, "--json",
-                    *repo_args(repo, repo_server, image_cache),
+                    appliance.name, "--suite", suite, "--format", FORMATS[suite],
+                    "--output", str(output), "--size", "3G", *appliance.title_args, *passwords,
+                    "--json", *repo_args(repo, repo_server, image_cache),
                 )
             assert done.returncode == 0, done.stderr[-4000:]
-            built[suite] = Built(suite, output, json.loads(done.stdout))
-        return built[suite]
+            built[key] = Built(suite, output, json.loads(done.stdout), appliance)
+        return built[key]
 
     yield get

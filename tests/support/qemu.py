@@ -67,14 +67,20 @@ class Vm:
         base_url = base_url or self.base_url
         started = time.monotonic()
         last = "no answer"
+        # A request that timed out still runs in the guest: a slow first page (a WSGI app
+        # loading itself) would drown in retries. Each time out doubles the wait, up to 60 s.
+        per_request = 5.0
         while time.monotonic() - started < timeout:
             if self.process.poll() is not None:
                 raise RuntimeError(f"qemu exited ({self.process.returncode}):\n{self.console_tail()}")
             try:
-                status, url, body = http_fetch(base_url + path, timeout=5)
+                status, url, body = http_fetch(base_url + path, timeout=per_request)
                 if status == 200 and text in body:
                     return time.monotonic() - started
                 last = f"{status} from {url}"
+            except TimeoutError as error:
+                last = f"{error} (after {per_request:.0f} s)"
+                per_request = min(per_request * 2, 60.0)
             except OSError as error:
                 last = str(error)
             time.sleep(1)

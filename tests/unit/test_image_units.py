@@ -11,7 +11,7 @@ import pytest
 
 from vatools.appliance import Appliance
 from vatools.errors import UsageError
-from vatools.image import clean, disk, plan
+from vatools.image import boot, clean, disk, plan
 from vatools.image.build import _volumes
 from vatools.image.tarball import write_tar
 
@@ -94,7 +94,35 @@ def test_tar_clamps_times_and_keeps_runtime_dirs_empty(tmp_path: Path) -> None:
 def test_container_volumes_hold_the_appliance_state() -> None:
     fields = {"Vatools-Backup-Config": "/etc/dokuwiki", "Vatools-Backup-Data": "/var/lib/dokuwiki"}
     assert _volumes(Appliance.from_fields(fields)) == ["/etc/dokuwiki", "/var/cache", "/var/lib",
-                                                       "/var/log"]
+                                                       "/var/log", "/var/spool"]
+
+
+def test_boot_configuration_masks_idle_units_and_reports_the_first_boot(tmp_path: Path) -> None:
+    from vatools.target import Target
+
+    system = tmp_path / "etc/systemd/system"
+    (system / "timers.target.wants").mkdir(parents=True)
+    (system / "timers.target.wants/man-db.timer").symlink_to("/lib/systemd/system/man-db.timer")
+    boot.configure(Target(tmp_path), "wiki")
+    for unit in ("man-db.timer", "e2scrub_all.timer", "e2scrub_reap.service"):
+        assert (system / unit).readlink() == Path("/dev/null")
+    assert not (system / "timers.target.wants/man-db.timer").is_symlink()
+    wants = system / "multi-user.target.wants"
+    assert (wants / "vatools-image-boot-report.service").readlink() == (
+        Path("/etc/systemd/system/vatools-image-boot-report.service"))
+    unit = (system / "vatools-image-boot-report.service").read_text()
+    assert "ConditionPathExists=!/var/lib/vatools/boot-report.done" in unit
+    script = (tmp_path / "usr/lib/vatools/image-boot-report").read_text()
+    assert "systemctl is-system-running --wait" in script and "systemd-analyze blame" in script
+    assert f'echo "{boot.BOOT_REPORT_END}"' in script
+    boot.configure(Target(tmp_path), "wiki")  # again: the links are already there
+
+
+def test_the_initrd_holds_a_vm_root_disk_drivers_only() -> None:
+    conf = boot.INITRAMFS_FILES["/etc/initramfs-tools/conf.d/vatools-image.conf"]
+    assert "MODULES=list" in conf.splitlines()
+    modules = boot.INITRAMFS_FILES["/usr/share/initramfs-tools/modules.d/vatools-image"].split()
+    assert {"virtio_pci", "virtio_blk", "virtio_scsi", "ahci", "nvme", "ext4"} <= set(modules)
 
 
 def test_a_tree_bigger_than_the_disk_is_refused_before_writing(tmp_path: Path) -> None:

@@ -24,8 +24,9 @@ from vatools.run import run
 from vatools.target import Target
 
 DEFAULT_PORTS = ("80/tcp",)
-# State a read-only container writes, beyond the appliance's own data and config dirs.
-STATE_VOLUMES = ("/var/lib", "/var/log", "/var/cache")
+# State a read-only container writes, beyond the appliance's own data and config dirs
+# (/var/spool: mail queues, postfix's among them).
+STATE_VOLUMES = ("/var/lib", "/var/log", "/var/cache", "/var/spool")
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,12 @@ the tree resolves names with the host's resolv.conf; all three are undone afterw
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 from pathlib import Path
 
 from vatools import credentials
+from vatools.image.boot import INITRAMFS_FILES
 from vatools.image.plan import ImagePlan
 from vatools.packaging.repo import KEYRING_NAME
 from vatools.run import run
@@ -50,6 +52,10 @@ def mmdebstrap(plan: ImagePlan, tree: Path) -> None:
         "--dpkgopt=force-unsafe-io",
         "--aptopt=Acquire::Retries 3",
     ]
+    # Before the kernel's package makes its initrd: the one it makes is then the small one.
+    for inside, text in INITRAMFS_FILES.items():
+        directory = shlex.quote(os.path.dirname(inside))
+        argv.append(f'--essential-hook=mkdir -p "$1"{directory} && printf %s {shlex.quote(text)} > "$1"{shlex.quote(inside)}')
     if plan.cache is not None:
         plan.cache.mkdir(parents=True, exist_ok=True)
         argv += [
