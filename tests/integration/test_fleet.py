@@ -1,0 +1,149 @@
+"""Many servers: `vainstall --host` over SSH and the Ansible collection, on test hosts of this machine.
+
+Each host is an overlay of a "fresh server" tree (openssh-server, python3, python3-apt, sudo; no
+vatools, no apt source) with its own sshd and host key in its own network namespace
+(tests/support/hosts.py).  The clients run in the controller namespace, where our repository is
+served on the bridge address; the hosts reach nothing else.  The light probe appliances of the
+test repository keep the cost low.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import fcntl
+import re
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from tests.support.chroot import Chroot
+from tests.support.hosts import SUBNET, Fleet, FleetHost, golden_host_tree
+from tests.support.repo import Repo, TESTS_PREFIX
+
+pytestmark = pytest.mark.integration
+
+HostFactory = Callable[..., FleetHost]
+COLLECTIONS = Path(__file__).resolve().parents[2] / "ansible"
+
+
+class Goldens:
+    """One fresh-server tree per suite, made on first use."""
+
+    def __init__(self, trees, repo: Repo, base_url: str, workdir: Path) -> None:  # type: ignore[no-untyped-def]
+        self.trees, self.repo, self.base_url, self.workdir = trees, repo, base_url, workdir
+        self.made: dict[str, Path] = {}
+
+    def __call__(self, suite: str) -> Path:
+        if suite not in self.made:
+            self.made[suite] = golden_host_tree(self.trees.pristine_tree(suite), self.repo,
+                                                self.base_url, self.workdir / f"golden-{suite}")
+        return self.made[suite]
+
+
+@pytest.fixture(scope="module")
+def fleet(harness_dir: Path, _trees, repo: Repo, repo_server: str) -> Iterator[tuple[Fleet, Goldens]]:  # type: ignore[no-untyped-def]
+    workdir = harness_dir / "fleet"
+    goldens = Goldens(_trees, repo, repo_server, workdir)
+    try:
+        with Fleet(workdir) as made:
+            made.serve(repo.served())
+            yield made, goldens
+    finally:
+        for tree in goldens.made.values():
+            Chroot(tree).remove()
+
+
+@pytest.fixture
+def new_host(fleet: tuple[Fleet, Goldens]) -> Iterator[HostFactory]:
+    made, goldens = fleet
+    mine: list[FleetHost] = []
+
+    def add(suite: str, **kwargs: object) -> FleetHost:
+        mine.append(made.add_host(goldens(suite), suite, **kwargs))  # type: ignore[arg-type]
+        return mine[-1]
+
+    yield add
+    for host in mine:
+        made.remove_host(host)
+
+
+def repository_options(fleet: Fleet, repo: Repo) -> list[str]:
+    keyring = fleet.workdir / "vatools-archive-keyring.gpg"
+    keyring.write_bytes(repo.keyring())
+    return ["--repository", f"{fleet.base_url}/{{suite}}/",
+            "--repository", f"{fleet.base_url}/{TESTS_PREFIX}/{{suite}}/", "--keyring", str(keyring)]
+
+
+def host_secrets(host: FleetHost, appliance: str) -> dict[str, str]:
+    path = host.chroot.resolve(f"/var/lib/vatools/secrets/{appliance}")
+    assert path.stat().st_mode & 0o777 == 0o600
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_vainstall_over_ssh_on_a_fresh_server(fleet: tuple[Fleet, Goldens], new_host: HostFactory,
+                                             repo: Repo, suite: str, tmp_path: Path) -> None:
+    made, _ = fleet
+    host = new_host(suite)
+    assert not host.chroot.path("/usr/bin/vainstall").exists()  # a fresh server
+    # As a sudo user: the plan only, after the repository and vatools are set up there.
+    result = made.vatools("vainstall", "--host", f"admin@{host.name}", *repository_options(made, repo),
+                          "--dry-run", "probe-appliance")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Appliance:  probe-appliance" in result.stdout and "Dry run: nothing was changed." in result.stdout
+    assert host.chroot.path("/usr/bin/vainstall").exists()
+    assert f"{made.base_url}/{suite}/" in host.chroot.read_text("/etc/apt/sources.list.d/vatools.sources")
+
+    # A bad seed is refused by the server's own checks; nothing changes there.
+    before = host.chroot.state_digest()
+    bad = tmp_path / "bad.seed"
+    bad.write_text("probe-questions probe-questions/color select purple\n")
+    result = made.vatools("vainstall", "--host", f"admin@{host.name}", "--seed", str(bad), "--yes",
+                          "probe-appliance")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "bad.seed:1" in result.stderr and "purple" in result.stderr
+    assert host.chroot.state_digest() == before
+
+    # The install, with a password given on the command line: it travels on stdin only.
+    result = made.vatools("vainstall", "--host", host.name, "--yes", "--set",
+                          "probe-questions/name=fleet-test", "probe-appliance")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "probe-appliance" in result.stdout and "is installed" in result.stdout
+    generated = host_secrets(host, "probe-appliance")["probe-questions/password"]
+    assert generated in result.stdout  # shown once, here
+    assert "name=fleet-test" in host.chroot.read_text("/etc/probe-questions.conf")
+    log = host.chroot.resolve("/var/log/vatools/vainstall.log")
+    assert not log.exists() or generated not in log.read_text()
+    assert not list(host.chroot.path("/tmp").glob("vainstall-remote-*"))  # the stdin files are gone
+
+    # The second run has nothing to do; valist --host shows the host's appliance.
+    result = made.vatools("vainstall", "--host", host.name, "--yes", "probe-appliance")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "probe-appliance is already installed on h" in result.stdout and "nothing to do" in result.stdout
+    result = made.vatools("valist", "--host", f"plain@{host.name}", "--installed", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [e["name"] for e in json.loads(result.stdout)] == ["probe-appliance"]
+
+
+@pytest.mark.suite("bookworm")
+def test_unreachable_refused_and_unprivileged_hosts_are_named(
+        fleet: tuple[Fleet, Goldens], new_host: HostFactory, suite: str) -> None:
+    made, _ = fleet
+    host = new_host(suite, authorized=("admin", "plain"))  # root's key is not authorized
+    nowhere = str(SUBNET.network_address + 250)  # on the bridge, nobody answers there
+    cases = [
+        (f"root@{nowhere}", 10, f"root@{nowhere}: cannot connect"),
+        (f"root@{host.name}", 11, f"root@{host.name}: login refused"),
+        (f"plain@{host.name}", 12, f"plain@{host.name}: logged in as uid"),
+    ]
+    before = host.chroot.state_digest()
+    for target, status, message in cases:
+        result = made.vatools("vainstall", "--host", target, "--yes", "probe-appliance")
+        assert result.returncode == status, (target, result.stdout, result.stderr)
+        assert message in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert "sudo" in made.vatools("vainstall", "--host", f"plain@{host.name}", "--yes",
+                                  "probe-appliance").stderr
+    assert host.chroot.state_digest() == before
