@@ -220,7 +220,8 @@ class Fleet:
                 uid = chroot.run(["id", "-u", user]).stdout.strip()
                 for path in (chroot.path(f"{home}/.ssh"), chroot.path(f"{home}/.ssh/authorized_keys")):
                     os.chown(path, int(uid), int(uid))
-        chroot.path(f"/root/.ssh").chmod(0o700)
+        if chroot.path("/root/.ssh").is_dir():
+            chroot.path("/root/.ssh").chmod(0o700)
         hostkey = chroot.path("/etc/ssh/ssh_host_ed25519_key")
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(hostkey)],
                        check=True)
