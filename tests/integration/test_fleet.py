@@ -9,9 +9,9 @@ test repository keep the cost low.
 
 from __future__ import annotations
 
-import json
-import os
+import base64
 import fcntl
+import json
 import re
 from pathlib import Path
 from typing import Callable, Iterator
@@ -147,3 +147,90 @@ def test_unreachable_refused_and_unprivileged_hosts_are_named(
     assert "sudo" in made.vatools("vainstall", "--host", f"plain@{host.name}", "--yes",
                                   "probe-appliance").stderr
     assert host.chroot.state_digest() == before
+
+
+PLAYBOOK = """\
+- hosts: fleet
+  gather_facts: false
+  tasks:
+    - name: our repository and vatools
+      vatools.appliance.bootstrap:
+        repositories: "{{ repositories }}"
+        keyring: "{{ lookup('file', keyring_file) }}"
+      tags: [bootstrap]
+    - name: the probe appliance, named after the host
+      vatools.appliance.appliance:
+        name: probe-appliance
+        answers:
+          probe-questions/color: blue
+        lock_timeout: 3
+"""
+
+RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def ansible_playbook(fleet: Fleet, workdir: Path, *args: str) -> tuple[dict[str, dict[str, int]], str]:
+    """Run the playbook in the controller; (recap per host, output)."""
+    env = {"ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS), "ANSIBLE_PIPELINING": "True",
+           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORKS": "8", "ANSIBLE_HOST_KEY_CHECKING": "True",
+           "ANSIBLE_RETRY_FILES_ENABLED": "False", "ANSIBLE_LOCAL_TEMP": "/root/.ansible/tmp"}
+    result = fleet.client(["ansible-playbook", "-i", str(workdir / "hosts.ini"),
+                           str(workdir / "site.yml"), *args], env=env)
+    output = result.stdout + result.stderr
+    recap = {m.group(1): {"ok": int(m.group(2)), "changed": int(m.group(3)),
+                          "unreachable": int(m.group(4)), "failed": int(m.group(5))}
+             for m in RECAP.finditer(result.stdout)}
+    assert recap, output
+    return recap, output
+
+
+def test_a_playbook_on_hosts_of_both_suites(fleet: tuple[Fleet, Goldens], new_host: HostFactory,
+                                            repo: Repo, tmp_path: Path) -> None:
+    made, _ = fleet
+    hosts = [new_host(suite) for suite in ("bookworm", "trixie", "bookworm", "trixie")]
+    locked = new_host("bookworm")
+    every = [*hosts, locked]
+    (tmp_path / "key.b64").write_text(base64.b64encode(repo.keyring()).decode())
+    (tmp_path / "site.yml").write_text(PLAYBOOK)
+    repositories = json.dumps([f"{made.base_url}/{{suite}}/", f"{made.base_url}/{TESTS_PREFIX}/{{suite}}/"])
+    (tmp_path / "hosts.ini").write_text(
+        "[fleet]\n" + "".join(f"{h.name}\n" for h in every)
+        + "\n[fleet:vars]\nansible_user=root\nansible_python_interpreter=/usr/bin/python3\n"
+        + f"keyring_file={tmp_path}/key.b64\nrepositories={repositories}\n")
+
+    # --check --diff on fresh servers: nothing changes, and the diff says what would.
+    fresh = {h.name: h.chroot.state_digest() for h in every}
+    recap, output = ansible_playbook(made, tmp_path, "--check", "--diff")
+    assert all(recap[h.name]["failed"] == 0 and recap[h.name]["changed"] == 2 for h in every), output
+    assert {h.name: h.chroot.state_digest() for h in every} == fresh
+    assert not any(h.chroot.path("/etc/apt/sources.list.d/vatools.sources").exists() for h in every)
+
+    # vatools on every host; then the check shows each host's real plan, still changing nothing.
+    recap, output = ansible_playbook(made, tmp_path, "--tags", "bootstrap")
+    assert all(recap[h.name]["changed"] == 1 for h in every), output
+    bootstrapped = {h.name: h.chroot.state_digest() for h in every}
+    recap, output = ansible_playbook(made, tmp_path, "--check", "--diff")
+    assert all(recap[h.name] == {"ok": 2, "changed": 1, "unreachable": 0, "failed": 0} for h in every), output
+    assert '"probe-questions/password": "(generated)"' in output and '"probe-questions/color": "blue"' not in output
+    assert "probe-questions" in output and "probe-appliance" in output
+    assert {h.name: h.chroot.state_digest() for h in every} == bootstrapped
+
+    # The real run, with dpkg's lock held on one host: that host fails alone, the others finish.
+    lock_file = locked.chroot.resolve("/var/lib/dpkg/lock-frontend")
+    with open(lock_file, "a") as lock:
+        fcntl.lockf(lock, fcntl.LOCK_EX)
+        recap, output = ansible_playbook(made, tmp_path)
+    assert recap[locked.name]["failed"] == 1, output
+    assert "lock" in output
+    assert locked.chroot.state_digest() == bootstrapped[locked.name]
+    for host in hosts:
+        assert recap[host.name] == {"ok": 2, "changed": 1, "unreachable": 0, "failed": 0}, output
+        assert "color=blue" in host.chroot.read_text("/etc/probe-questions.conf")
+        secret = host_secrets(host, "probe-appliance")["probe-questions/password"]
+        assert secret not in output  # never returned, never logged
+
+    # A re-run changes nothing on the hosts that have it; the freed host now installs.
+    recap, output = ansible_playbook(made, tmp_path, "--diff")
+    for host in hosts:
+        assert recap[host.name] == {"ok": 2, "changed": 0, "unreachable": 0, "failed": 0}, output
+    assert recap[locked.name] == {"ok": 2, "changed": 1, "unreachable": 0, "failed": 0}, output

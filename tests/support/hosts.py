@@ -286,13 +286,19 @@ class Fleet:
     # --- tearing down -----------------------------------------------------------------------
 
     def stop_host(self, host: FleetHost) -> None:
-        if host.process is not None and host.process.poll() is None:
-            host.process.send_signal(signal.SIGTERM)  # unshare: --kill-child takes sshd (PID 1) along
+        """Stop the host's sshd by its PID (PID 1 of the host's namespace: the rest go with it).
+
+        SIGTERM goes to sshd itself: unshare --fork ignores SIGTERM while it waits for its child.
+        """
+        process = host.process
+        if process is not None and process.poll() is None:
+            if host.sshd_pid is not None and _command_of(host.sshd_pid) == "sshd":
+                os.kill(host.sshd_pid, signal.SIGTERM)
             try:
-                host.process.wait(timeout=30)
+                process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                host.process.kill()
-                host.process.wait()
+                process.kill()  # SIGKILL to unshare: --kill-child takes its child along
+                process.wait()
         if host.sshd_pid is not None:
             _wait_gone(host.sshd_pid)
         host.process = None
@@ -328,6 +334,13 @@ class Fleet:
         for sock in sockets:
             self.client(["ssh", "-o", f"ControlPath=/root/.ansible/cp/{sock.name}", "-O", "exit", "x"],
                         timeout=30)
+
+
+def _command_of(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
 
 
 def _wait_gone(pid: int, timeout: float = 30) -> None:
