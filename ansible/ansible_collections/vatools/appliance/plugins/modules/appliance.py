@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+#!/usr/bin/python
 # Copyright: vatools developers
 # GNU General Public License v2.0+ (see debian/copyright)
 """Ansible module vatools.appliance.appliance: vainstall, as a task."""
