@@ -1,4 +1,4 @@
-#!/usr/bin/python
+# No shebang: Ansible then picks the host's Python (ansible_python_interpreter or discovery).
 # Copyright: vatools developers
 # GNU General Public License v2.0+ (see debian/copyright)
 """Ansible module vatools.appliance.bootstrap: our apt repository and vatools on a server."""
