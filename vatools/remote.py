@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from vatools import run
-from vatools.errors import ExitCode, VatoolsError
+from vatools.errors import ExitCode, UsageError, VatoolsError
 
 KEYRING_DIR = "/etc/apt/keyrings"
 SOURCES_FILE = "/etc/apt/sources.list.d/vatools.sources"
@@ -87,11 +87,11 @@ class Host:
             hostname, port_text = rest, None
         if port_text is not None:
             if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-                raise VatoolsError(f"--host {text!r}: the port must be a number from 1 to 65535",
+                raise UsageError(f"--host {text!r}: the port must be a number from 1 to 65535",
                                    hint="for example --host admin@web1:2222")
             port = int(port_text)
         if not hostname or hostname.startswith("-") or (at and not user) or re.search(r"\s", text):
-            raise VatoolsError(f"--host {text!r}: expected [USER@]HOST[:PORT]",
+            raise UsageError(f"--host {text!r}: expected [USER@]HOST[:PORT]",
                                hint="for example --host admin@web1.example.org")
         return cls(hostname=hostname, user=user or None, port=port)
 
