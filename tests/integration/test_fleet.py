@@ -13,6 +13,7 @@ import base64
 import fcntl
 import json
 import re
+import shlex
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -106,11 +107,15 @@ def test_vainstall_over_ssh_on_a_fresh_server(fleet: tuple[Fleet, Goldens], new_
     assert "bad.seed:1" in result.stderr and "purple" in result.stderr
     assert host.chroot.state_digest() == before
 
-    # The install, with a password given on the command line: it travels on stdin only.
-    result = made.vatools("vainstall", "--host", host.name, "--yes", "--set",
-                          "probe-questions/name=fleet-test", "probe-appliance")
+    # The install, confirmed on a terminal here after the server's plan; a --set answer
+    # travels on ssh's stdin only.
+    command = shlex.join(["/usr/bin/python3", "-m", "vatools.cli.vainstall", "--host", host.name,
+                          "--set", "probe-questions/name=fleet-test", "probe-appliance"])
+    result = made.client(["script", "-qec", command, "/dev/null"], input="y\n")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "probe-appliance" in result.stdout and "is installed" in result.stdout
+    assert f"Install on {host.name}? [y/N]" in result.stdout
+    assert result.stdout.index("Appliance:  probe-appliance") < result.stdout.index("Install on")
+    assert "probe-appliance 1.0 is installed" in result.stdout
     generated = host_secrets(host, "probe-appliance")["probe-questions/password"]
     assert generated in result.stdout  # shown once, here
     assert "name=fleet-test" in host.chroot.read_text("/etc/probe-questions.conf")
