@@ -142,7 +142,9 @@ fi
 
 
 def probe(host: Host, *, batch: bool = True, need_root: bool = True) -> Facts:
-    done = run.run(host.ssh_argv(["sh", "-c", PROBE], batch=batch), env=_agent(), check=False)
+    # input="": ssh forwards its stdin to the command, and must not eat the user's typed answer.
+    done = run.run(host.ssh_argv(["sh", "-c", PROBE], batch=batch), input="", env=_agent(),
+                   check=False)
     if done.returncode != 0:
         raise connection_error(host, done.returncode, done.stdout)
     values = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)

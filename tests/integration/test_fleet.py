@@ -111,7 +111,7 @@ def test_vainstall_over_ssh_on_a_fresh_server(fleet: tuple[Fleet, Goldens], new_
     # travels on ssh's stdin only.
     command = shlex.join(["/usr/bin/python3", "-m", "vatools.cli.vainstall", "--host", host.name,
                           "--set", "probe-questions/name=fleet-test", "probe-appliance"])
-    result = made.client(["script", "-qec", command, "/dev/null"], input="y\n")
+    result = made.client(["script", "-qec", command, "/dev/null"], input="y\n", timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"Install on {host.name}? [y/N]" in result.stdout
     assert result.stdout.index("Appliance:  probe-appliance") < result.stdout.index("Install on")
