@@ -32,6 +32,7 @@ import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 from vatools import run
 from vatools.errors import ExitCode, UsageError, VatoolsError
@@ -287,3 +288,48 @@ def _stream(host: Host, command: list[str], payload: str | None, batch: bool) ->
             " /var/log/vatools/vainstall.log there says what happened",
         )
     return returncode
+
+
+# --- backups: made on the server, copied here, removed there ---------------------------------
+
+BACKUP = r"""
+set -e
+dir=$(mktemp -d /var/tmp/vatools-backup-XXXXXX)
+cd "$dir"
+if ! vatools backup create; then rm -rf "$dir"; exit 3; fi
+echo "backup-file=$dir/$(ls "$dir")"
+"""
+
+
+def backup_create(host: Host, facts: Facts, output: Path | None, *, batch: bool = True) -> tuple[Path, str]:
+    """Back up the host's appliance into a local file (0600: backups hold the appliance's
+    configuration); (local path, the server's summary line)."""
+    done = run.run(host.ssh_argv(facts.privileged(["sh", "-c", BACKUP]), batch=batch), input="",
+                   env=_agent(), check=False)
+    if done.returncode == SSH_FAILED:
+        raise connection_error(host, done.returncode, done.stdout)
+    found = re.search(r"^backup-file=(/var/tmp/vatools-backup-\w+/[^/\n]+\.abf)$", done.stdout, re.M)
+    if done.returncode != 0 or not found:
+        tail = "\n".join(done.stdout.strip().splitlines()[-12:])
+        raise VatoolsError(f"{host}: vatools backup create failed there:\n{tail}",
+                           hint="nothing was written here")
+    remote_file = found.group(1)
+    summary = next((line for line in done.stdout.splitlines() if line.startswith(remote_file)), "")
+    local = (output or Path(PurePosixPath(remote_file).name)).absolute()
+    try:
+        fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise VatoolsError(f"{local} exists already", hint="choose another --output or remove it") from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            copy = run.start(host.ssh_argv(facts.privileged(["cat", "--", remote_file]), batch=batch),
+                             env=_agent(), stdout=out)
+            status = copy.wait()
+        if status != 0:
+            local.unlink()
+            raise ConnectionLost(f"{host}: copying {remote_file} failed (status {status})",
+                                 hint=f"the backup is still on the server, in {remote_file}")
+    finally:
+        run.run(host.ssh_argv(facts.privileged(["rm", "-rf", "--", str(PurePosixPath(remote_file).parent)]),
+                              batch=batch), input="", env=_agent(), check=False)
+    return local, summary

@@ -123,6 +123,17 @@ def test_vainstall_over_ssh_on_a_fresh_server(fleet: tuple[Fleet, Goldens], new_
     assert not log.exists() or generated not in log.read_text()
     assert not list(host.chroot.path("/tmp").glob("vainstall-remote-*"))  # the stdin files are gone
 
+    # A backup of the server's appliance: made there, copied here (0600), removed there.
+    backup = tmp_path / "h.abf"
+    result = made.client(["/usr/bin/python3", "-m", "vatools", "backup", "create", "--host",
+                          f"admin@{host.name}", "--output", str(backup)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{backup}: from admin@{host.name}" in result.stdout
+    assert backup.stat().st_mode & 0o777 == 0o600
+    assert not list(host.chroot.path("/var/tmp").glob("vatools-backup-*"))
+    result = made.client(["/usr/bin/python3", "-m", "vatools", "backup", "verify", str(backup)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
     # The second run has nothing to do; valist --host shows the host's appliance.
     result = made.vatools("vainstall", "--host", host.name, "--yes", "probe-appliance")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -84,6 +84,20 @@ def valist(host_text: str, *, installed: bool, available: bool) -> int:
     return remote.valist(host, options)
 
 
+def backup_create(host_text: str, output: Path | None) -> int:
+    from vatools import remote
+
+    if common.settings().root is not None:
+        raise UsageError("--root and --host exclude each other", hint="give one of them")
+    host = remote.Host.parse(host_text)
+    facts = remote.probe(host)
+    if not facts.has_vatools:
+        raise VatoolsError(f"{host}: vatools is not installed there", hint="nothing to back up with")
+    local, summary = remote.backup_create(host, facts, output)
+    print(f"{local}: from {host}" + (f" ({summary.partition(': ')[2]})" if summary else ""))
+    return 0
+
+
 def _read(path: Path, option: str) -> bytes:
     try:
         return path.read_bytes()
