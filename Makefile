@@ -22,6 +22,9 @@ CONTROL_PACKAGES := python3-flask gunicorn python3-augeas augeas-lenses \
 # tests under qemu (UEFI and BIOS), libvirt XML validation, OCI layouts run with podman.
 IMAGE_PACKAGES := fdisk e2fsprogs dosfstools mtools systemd-boot-efi grub-pc-bin qemu-utils \
 	qemu-system-x86 ovmf libvirt-clients libxml2-utils skopeo podman runc zstd
+# Many servers (vainstall --host, the Ansible collection, their tests and bench): the ssh client,
+# Ansible, and iproute2 for the test hosts' network namespaces.
+FLEET_PACKAGES := openssh-client ansible-core iproute2 util-linux
 # Source dirs built on this system; their Build-Depends are installed too.
 HOST_SOURCES := $(CURDIR) $(patsubst %/debian/control,%,$(wildcard $(CURDIR)/appliances/*/debian/control))
 APPLIANCE_SOURCES := $(patsubst %/debian/control,%,$(wildcard appliances/*/debian/control))
@@ -41,7 +44,7 @@ help:
 
 setup:
 	apt-get update
-	$(APT_INSTALL) $(BUILD_PACKAGES) $(TEST_PACKAGES) $(CONTROL_PACKAGES) $(IMAGE_PACKAGES)
+	$(APT_INSTALL) $(BUILD_PACKAGES) $(TEST_PACKAGES) $(CONTROL_PACKAGES) $(IMAGE_PACKAGES) $(FLEET_PACKAGES)
 	apt-get build-dep -y --no-install-recommends -o DPkg::Lock::Timeout=300 $(HOST_SOURCES)
 
 test: setup
@@ -65,6 +68,7 @@ bench: setup
 	$(PYTHON) bench/bench_control.py
 	$(PYTHON) bench/bench_image.py
 	$(PYTHON) bench/bench_container.py
+	$(PYTHON) bench/bench_fleet.py
 
 # ruff and mypy are used only as Debian packages them (bookworm has mypy but no ruff).
 lint: deb appliances

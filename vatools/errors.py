@@ -18,6 +18,10 @@ class ExitCode(enum.IntEnum):
     REFUSED = 3  # refused before any change: the system is as it was
     ROLLED_BACK = 4  # failed after changes began; everything was put back
     ROLLBACK_INCOMPLETE = 5  # failed, and putting things back failed too: see the repair hint
+    UNREACHABLE = 10  # --host: no SSH connection to the host
+    LOGIN_REFUSED = 11  # --host: our key (or the host's key) was refused
+    NO_PRIVILEGE = 12  # --host: logged in, but not root and no `sudo -n`
+    CONNECTION_LOST = 13  # --host: the connection broke during the command
     INTERRUPTED = 130  # interrupted before any change
     INTERNAL = 70  # a bug in vatools (EX_SOFTWARE)
 

@@ -44,6 +44,7 @@ TOOL_PACKAGES = {
     "mmd": "mtools",
     "qemu-img": "qemu-utils",
     "sfdisk": "fdisk",
+    "ssh": "openssh-client",
     "zstd": "zstd",
 }
 
@@ -123,3 +124,23 @@ def start(
         pass_fds=tuple(pass_fds),
         start_new_session=True,
     )
+
+
+def stream(
+    argv: Sequence[str],
+    *,
+    input: str | bytes | None = None,
+    env: dict[str, str] | None = None,
+) -> int:
+    """Run a command whose output goes straight to ours, as it comes (a remote vainstall's plan
+    and progress); `input` is its whole stdin (secrets travel there, never in argv)."""
+    require_tool(argv[0])
+    log.debug("stream: %s", " ".join(argv))
+    data = input.encode() if isinstance(input, str) else input
+    proc = subprocess.run(
+        list(argv),
+        input=data if data is not None else b"",
+        env=clean_env(env),
+        check=False,
+    )
+    return proc.returncode

@@ -53,9 +53,14 @@ def backup() -> None:
                 "  vatools backup create --root /srv/chroots/wiki")
 @click.option("--output", "-o", metavar="FILE", type=_ABF,
               help="where to write (default: ./NAME_VERSION_TIMESTAMP.abf)")
+@common.host_options()
 @common.root_option()
 @common.debug_option()
-def create(output: Path | None) -> int:
+def create(output: Path | None, host: str | None) -> int:
+    if host is not None:
+        from vatools.cli import remote
+
+        return remote.backup_create(host, output)
     from vatools.backup.create import create_backup
     progress = ProgressLine("backing up")
     try:

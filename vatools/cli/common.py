@@ -29,6 +29,10 @@ exit status:
   3    refused before any change: the system is as it was
   4    failed after changes began; everything was rolled back
   5    failed, and the rollback is incomplete: the message names the repair command
+  10   --host: the host cannot be reached
+  11   --host: login refused (key, user or host key)
+  12   --host: not root on the host, and sudo -n is not allowed
+  13   --host: the connection broke during the command (the host's state is unknown)
   70   internal error (a bug in vatools)
   130  interrupted before any change
 """
@@ -118,6 +122,30 @@ def version_option(prog: str) -> Callable[[F], F]:
         __version__, "--version", prog_name=prog, message="%(prog)s %(version)s",
         help="print the version and exit",
     )
+
+
+def host_options(repository: bool = False) -> Callable[[F], F]:
+    """--host [USER@]HOST[:PORT]: run the command on that server over ssh; with `repository`,
+    also --repository URL (repeatable) and --keyring FILE to bootstrap a fresh server."""
+
+    def add(function: F) -> F:
+        if repository:
+            function = click.option(
+                "--keyring", metavar="FILE", type=FILE,
+                help="with --host: the repository's public key (binary .gpg or armored .asc)",
+            )(function)
+            function = click.option(
+                "--repository", "repositories", metavar="URL", multiple=True,
+                help="with --host: first add this apt repository (a flat one, as `vatools repo"
+                " build` makes; {suite} becomes the host's release) and install vatools"
+                " from it (repeatable)",
+            )(function)
+        return click.option(
+            "--host", metavar="[USER@]HOST[:PORT]",
+            help="run on that server over ssh (your ssh config, agent and known_hosts)",
+        )(function)
+
+    return add
 
 
 class Arg(click.Argument):

@@ -39,6 +39,9 @@ examples:
               help="use this seed file instead of the appliance's own")
 @click.option("--set", "overrides", metavar="QUESTION=VALUE", multiple=True,
               help="override one answer of the seed (repeatable)")
+@click.option("--set-file", metavar="FILE", type=common.FILE,
+              help="read more --set answers from FILE, one QUESTION=VALUE a line (keeps"
+              " passwords out of the process list)")
 @click.option("--dry-run", is_flag=True, help="show the plan; change nothing")
 @click.option("--check", is_flag=True,
               help="only check the seed against every package apt would install, as a table;"
@@ -49,19 +52,37 @@ examples:
               help="how long to wait for another apt or dpkg to finish (default 120)")
 @click.option("--stall-timeout", metavar="SECONDS", type=float, default=900.0,
               help="stop and roll back when apt shows no progress for this long (default 900)")
+@common.json_option("with --dry-run: print the plan as one JSON object (passwords masked)")
+@common.host_options(repository=True)
 @common.root_option()
 @common.debug_option()
 @common.version_option("vainstall")
-def vainstall(name: str, seed: Path | None, overrides: tuple[str, ...], dry_run: bool, check: bool,
-              replace: bool, yes: bool, lock_timeout: float, stall_timeout: float) -> int:
+def vainstall(name: str, seed: Path | None, overrides: tuple[str, ...], set_file: Path | None,
+              dry_run: bool, check: bool, replace: bool, yes: bool, lock_timeout: float,
+              stall_timeout: float, host: str | None, repositories: tuple[str, ...],
+              keyring: Path | None) -> int:
     from vatools import install
 
+    answers = (*overrides, *_read_set_file(set_file))
+    if common.settings().json and not dry_run:
+        raise UsageError("--json applies to --dry-run only", hint="add --dry-run")
+    if host is not None:
+        from vatools.cli import remote
+
+        return remote.vainstall(
+            host, name, seed=seed, overrides=answers, dry_run=dry_run, check=check,
+            replace=replace, yes=yes, lock_timeout=lock_timeout, stall_timeout=stall_timeout,
+            repositories=repositories, keyring=keyring,
+        )
+    if repositories or keyring:
+        raise UsageError("--repository and --keyring apply to --host only",
+                         hint="on this system, add the apt source yourself")
     signal.signal(signal.SIGTERM, _interrupt)
     common.require_root("vainstall")
     request = install.Request(
         name=name,
         seed_file=seed,
-        overrides=tuple(_parse_override(o) for o in overrides),
+        overrides=tuple(_parse_override(o) for o in answers),
         replace=replace,
         target=common.target(),
         lock_timeout=lock_timeout,
@@ -77,6 +98,11 @@ def vainstall(name: str, seed: Path | None, overrides: tuple[str, ...], dry_run:
             _print_problems(list(plan.warnings))
             return 0
         plan = install.prepare(request)
+        if common.settings().json:
+            import json
+
+            print(json.dumps(plan_as_json(plan), indent=2))
+            return 0
         _print_plan(plan)
         if dry_run:
             print("\nDry run: nothing was changed.")
@@ -90,6 +116,36 @@ def vainstall(name: str, seed: Path | None, overrides: tuple[str, ...], dry_run:
 
 def main(argv: Sequence[str] | None = None) -> int:
     return common.run(vainstall, "vainstall", argv)
+
+
+def _read_set_file(path: Path | None) -> list[str]:
+    if path is None:
+        return []
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise UsageError(f"--set-file {path}: {error.strerror}", hint="give a readable file") from None
+    return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def plan_as_json(plan) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """The plan as data (for the Ansible module's check and diff modes); no secret in it."""
+    answers = {}
+    for sel in plan.seed.seed.answers().values():
+        if sel.type == "password":
+            answers[sel.question] = "(generated)" if sel.question in plan.generate else "(given, hidden)"
+        else:
+            answers[sel.question] = sel.value
+    return {
+        "appliance": plan.appliance.name,
+        "version": plan.appliance.version,
+        "seed": {"source": plan.seed.source, "where": plan.seed.where},
+        "answers": answers,
+        "generate": list(plan.generate),
+        "replaces": plan.replaces,
+        "install": [name for name, _ in plan.changes.install],
+        "warnings": [str(p) for p in plan.warnings],
+    }
 
 
 def _interrupt(signum: int, frame: object) -> NoReturn:

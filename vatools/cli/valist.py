@@ -19,14 +19,19 @@ from dpkg's status (fast); available ones from apt's package lists."""
 @click.option("--installed", is_flag=True, help="only installed appliances (fast)")
 @click.option("--available", is_flag=True, help="only appliances apt can install")
 @common.json_option("print a JSON list of objects")
+@common.host_options()
 @common.root_option()
 @common.debug_option()
 @common.version_option("valist")
-def valist(installed: bool, available: bool) -> int:
-    from vatools import listing
-
+def valist(installed: bool, available: bool, host: str | None) -> int:
     if installed and available:
         raise UsageError("--installed and --available exclude each other", hint="give one of them")
+    if host is not None:
+        from vatools.cli import remote
+
+        return remote.valist(host, installed=installed, available=available)
+    from vatools import listing
+
     target = common.target()
     entries = listing.installed(target)  # with --available too, or installed ones pass as available
     if not installed:
