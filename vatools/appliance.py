@@ -44,7 +44,6 @@ imports apt or python-debian at module level (the .deb reader imports it when ca
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -364,7 +363,8 @@ class Appliance:
 def installed_packages(target: Target) -> list[dpkgstatus.PackageStatus]:
     """The installed packages that are appliances, as dpkg records them (unparsed: `valist
     --installed` lists them without judging their declarations)."""
-    return [pkg for pkg in dpkgstatus.read_status(target, is_appliance) if pkg.installed]
+    return [pkg for pkg in dpkgstatus.read_status(target, is_appliance, mentions=VIRTUAL_PACKAGE)
+            if pkg.installed]
 
 
 def installed(target: Target) -> Appliance:
@@ -394,6 +394,7 @@ class InstallRecord:
 
 def read_install_record(target: Target, name: str) -> InstallRecord | None:
     """vainstall's record of NAME, or None (not installed by vainstall, or unreadable)."""
+    import json  # only here: valist --installed starts without it
     try:
         seed = json.loads(target.path(install_record_path(name)).read_text())["seed"]
         return InstallRecord(str(seed["source"]), str(seed["where"]), str(seed.get("sha256", "")))

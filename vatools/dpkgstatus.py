@@ -59,9 +59,18 @@ def parse_status(text: str, wanted: Wanted | None = None) -> Iterator[PackageSta
             )
 
 
-def read_status(target: Target, wanted: Wanted | None = None) -> list[PackageStatus]:
+def read_status(target: Target, wanted: Wanted | None = None,
+                mentions: str | None = None) -> list[PackageStatus]:
+    """The target's status paragraphs (the `wanted` ones); given `mentions`, only paragraphs
+    whose text holds that string are parsed at all (an empty line always ends a paragraph, so
+    none is cut): `valist --installed` parses a handful of a thousand."""
     path = target.path(STATUS_FILE)
-    return list(parse_status(path.read_text("utf-8", "replace"), wanted)) if path.exists() else []
+    if not path.exists():
+        return []
+    text = path.read_text("utf-8", "replace")
+    if mentions is not None:
+        text = "\n\n".join(chunk for chunk in text.split("\n\n") if mentions in chunk)
+    return list(parse_status(text, wanted))
 
 
 def installed_versions(target: Target) -> dict[str, str]:

@@ -9,6 +9,7 @@ import pytest
 from tests.support.fake_debian import make_tree, native_architecture
 from vatools.dpkgstatus import (installed_versions, parse_status, present_versions,
                                 read_status)
+from vatools import dpkgstatus
 from vatools.target import Target
 
 
@@ -142,3 +143,25 @@ def test_bytes_that_are_not_utf8_do_not_stop_the_reading(tmp_path):
         + entry("install ok installed", name="b").encode()
     )
     assert [p.name for p in read_status(Target(tmp_path))] == ["a", "b"]
+
+
+def test_mentions_parses_only_paragraphs_that_hold_the_string_and_cuts_none(tmp_path: Path) -> None:
+    """`valist --installed`'s shortcut: the same appliances as a full parse, folded Provides and
+    a separator line of blanks (which dpkg never writes, but the parser accepts) included."""
+    from vatools.appliance import VIRTUAL_PACKAGE, is_appliance
+
+    status = tmp_path / "var/lib/dpkg/status"
+    status.parent.mkdir(parents=True)
+    status.write_text(
+        "Package: plain\nStatus: install ok installed\nVersion: 1\n\n"
+        "Package: folded\nStatus: install ok installed\nVersion: 1\nProvides: foo,\n"
+        " virtual-appliance\n \n"
+        "Package: after-blanks\nStatus: install ok installed\nVersion: 2\n"
+        "Provides: virtual-appliance\n\n"
+        "Package: mentions-only\nStatus: install ok installed\nVersion: 1\n"
+        "Description: not a virtual-appliance provider\n"
+    )
+    target = Target(tmp_path)
+    full = [p.name for p in dpkgstatus.read_status(target, is_appliance)]
+    fast = [p.name for p in dpkgstatus.read_status(target, is_appliance, mentions=VIRTUAL_PACKAGE)]
+    assert fast == full == ["folded", "after-blanks"]
