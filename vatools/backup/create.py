@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from vatools.backup import actions
+from vatools.backup import actions, authenticity
 from vatools.backup.accounts import Accounts
 from vatools.backup.info import (INFO_MEMBER, SUMS_MEMBER, TAR_MEMBERS, VERSION_MEMBER,
                                  FORMAT_VERSION, ArchiveSize, Info, info_for)
@@ -304,6 +304,8 @@ def create_backup(target: Target, output: Path | None = None,
         raise VatoolsError(f"{partial} exists: another backup is being written there, or one "
                            "was interrupted", hint=f"if none is running, remove it: rm {partial}")
     accounts = Accounts.of(target)
+    key = authenticity.backup_key(target, create=True)
+    assert key is not None
     actions.stop_services(target, manifest.services)
     try:
         try:
@@ -328,6 +330,7 @@ def create_backup(target: Target, output: Path | None = None,
                 sums[INFO_MEMBER] = _sha256(text)
                 listing = "".join(f"{digest}  {name}\n" for name, digest in sums.items())
                 zf.writestr(zipfile.ZipInfo(SUMS_MEMBER, stamp[:6]), listing)
+                zf.comment = authenticity.comment(key, listing.encode())
                 zf.close()
                 handle.flush()
                 os.fsync(handle.fileno())
