@@ -100,3 +100,41 @@ def test_the_backups_page_offers_the_second_box_only_after_that_refusal() -> Non
     assert refused_as_foreign({**job, "error": "checksum mismatch"}) == ""
     assert refused_as_foreign({**job, "op": "backup-verify"}) == ""
     assert refused_as_foreign(None) == ""
+
+
+def test_the_backups_page_asks_the_second_confirmation_and_passes_it_on(tmp_path: Path) -> None:
+    """The page's side (the helper is replaced by a recorder of the jobs started)."""
+    from test_control_app import PASSWORD, _csrf, _login
+
+    from vatools.control import auth
+    from vatools.control.app import create_app
+    from vatools.control.config import Config
+    from vatools.control.jobs import Job
+
+    config = Config(state_dir=tmp_path, socket=tmp_path / "none.sock")
+    (tmp_path / "backups").mkdir()
+    (tmp_path / "backups" / "up.abf").write_bytes(b"uploaded")
+    auth.write_hash(config.password_file, auth.hash_password(PASSWORD, n=2**10))
+    app = create_app(config, ([], []))
+    app.config["TESTING"] = True
+    jobs = app.extensions["control.jobs"]
+    started: list[tuple[str, dict[str, str] | None]] = []
+    latest: list[Job] = []
+    jobs.start = lambda kind, op, title, args=None: started.append((op, args))
+    jobs.latest = lambda kind: latest[-1] if latest else None
+    client = app.test_client()
+    token = _login(client)
+
+    page = client.get("/backups").get_data(as_text=True)
+    assert 'class="foreign"' not in page  # no second box before a refusal
+    client.post("/backups/up.abf/restore", data={"csrf_token": token, "confirm": "yes"})
+    assert started[-1] == ("backup-restore", {"name": "up.abf", "trust_foreign": "no"})
+
+    latest.append(Job("1", "backups", "backup-restore", "Restoring up.abf", state="failed",
+                      error="/b/up.abf is a foreign backup (no code); restoring it puts ..."))
+    page = client.get("/backups").get_data(as_text=True)
+    assert 'class="foreign"' in page and "runs as root" in page
+    token = _csrf(page)
+    client.post("/backups/up.abf/restore", data={"csrf_token": token, "confirm": "yes",
+                                                 "foreign": "yes"})
+    assert started[-1] == ("backup-restore", {"name": "up.abf", "trust_foreign": "yes"})
