@@ -82,7 +82,11 @@ def test_a_backup_the_system_made_is_restored_without_the_flag(helper_and_tree,
     helper, backups, tree = helper_and_tree
     made = create_backup(Target(tree), tmp_path / "own.abf").path
     (tree / "etc/wiki/local.php").write_text("vandalised\n")
-    answer = restore(helper, {"name": uploaded(backups, made)})
+    name = uploaded(backups, made)
+    verified = as_uid(WEB_UID, WEB_GID,
+                      lambda: HelperClient(helper).call("backup-verify", {"name": name}))
+    assert "all checksums match; authenticated: yes" in verified["value"], verified
+    answer = restore(helper, {"name": name})
     assert "authenticated: yes" in answer["value"], answer
     assert "Before" in (tree / "etc/wiki/local.php").read_text()
 

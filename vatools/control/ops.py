@@ -295,7 +295,8 @@ class Operations:
             sizes = backup.verify(lambda d, t: emit(100 * d / max(t, 1), "verifying"))
             entries = sum(s.entries for s in sizes.values())
             return (f"OK: {backup.info.appliance} {backup.info.appliance_version}, "
-                    f"{entries} entries, all checksums match")
+                    f"{entries} entries, all checksums match; "
+                    f"{backup.authenticity(self.target).describe()}")
 
     @implements("backup-restore")
     def op_backup_restore(self, emit: Emit, name: str, trust_foreign: str) -> str:
