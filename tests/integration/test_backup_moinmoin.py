@@ -67,11 +67,12 @@ def test_moinmoin_backup_wipe_restore_move_and_kill(server: object, suite: str,
     status, body = page_text(chroot)
     assert status == 200 and TEXT in body, body[:2000]
 
-    # a second server, installed from scratch: the backup moves the wiki there
+    # a second server, installed from scratch: the backup moves the wiki there. Made by the
+    # first server, it is foreign here (not authenticated by this server's key): --foreign
     fresh = server(suite)  # type: ignore[operator]
     install(fresh)
     assert page_text(fresh)[0] == 404
-    backup_cli("restore", "--root", str(fresh.root), str(abf))
+    backup_cli("restore", "--foreign", "--root", str(fresh.root), str(abf))
     assert snapshot(fresh.root, ROOTS) == before
     status, body = page_text(fresh)
     assert status == 200 and TEXT in body, body[:2000]
@@ -80,10 +81,10 @@ def test_moinmoin_backup_wipe_restore_move_and_kill(server: object, suite: str,
     fresh.run(["sh", "-c", "rm -rf /var/lib/moinmoin-appliance/*"])
     old = snapshot(fresh.root, ROOTS)
     for phase, delay in (("staging", 0.0), ("swapping", 0.0), ("committed", 0.0)):
-        restore_killed(fresh.root, abf, phase, delay)
+        restore_killed(fresh.root, abf, phase, delay, foreign=True)
         backup_cli("recover", "--root", str(fresh.root))
         now = snapshot(fresh.root, ROOTS)
         assert now in (old, before), f"mixed content after a kill at {phase}+{delay}s"
         assert journal_phase(fresh.root) is None
-    backup_cli("restore", "--root", str(fresh.root), str(abf))
+    backup_cli("restore", "--foreign", "--root", str(fresh.root), str(abf))
     assert snapshot(fresh.root, ROOTS) == before

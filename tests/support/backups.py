@@ -49,10 +49,13 @@ def journal_phase(root: Path) -> str | None:
         return None
 
 
-def restore_killed(root: Path, abf: Path, phase: str | None, delay: float) -> str | None:
+def restore_killed(root: Path, abf: Path, phase: str | None, delay: float,
+                   foreign: bool = False) -> str | None:
     """Start a restore, kill -9 it (its whole process group) at `phase` + `delay` or after
-    `delay`; return the journal phase seen at the kill."""
+    `delay`; return the journal phase seen at the kill. `foreign`: the backup was made on
+    another system (restore --foreign)."""
     proc = subprocess.Popen([sys.executable, "-m", "vatools", "backup", "restore",
+                             *(["--foreign"] if foreign else []),
                              "--root", str(root), str(abf)], cwd=TOP, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:

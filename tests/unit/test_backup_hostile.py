@@ -109,7 +109,7 @@ def target(tmp_path: Path) -> Path:
 
 def refused(target: Path, abf: Path, capsys: pytest.CaptureFixture[str], message: str) -> None:
     whole = snapshot(target)
-    assert main(["backup", "restore", "--root", str(target), str(abf)]) == 3
+    assert main(["backup", "restore", "--foreign", "--root", str(target), str(abf)]) == 3
     err = capsys.readouterr().err
     assert message in err
     assert "error:" in err and "hint:" in err or "error:" in err
@@ -126,7 +126,7 @@ def test_hostile_backup_is_refused(case: str, target: Path, tmp_path: Path, caps
 
 def test_valid_hand_made_backup_is_accepted(target: Path, tmp_path: Path) -> None:
     """The control case: the builder makes good backups unless told otherwise."""
-    assert main(["backup", "restore", "--root", str(target),
+    assert main(["backup", "restore", "--foreign", "--root", str(target),
                  str(build_abf(tmp_path / "ok.abf"))]) == 0
     assert (target / "etc/wiki/local.php").read_text() == "<?php $conf['title'] = 'Restored';\n"
 
@@ -203,7 +203,7 @@ def _reference(directory: Path) -> dict[str, dict[str, tuple]]:
     if not REFERENCE:
         target = make_target(directory / "reference")
         abf = build_abf(directory / "good.abf")
-        restore(plan_restore(abf, Target(target)), Target(target))
+        restore(plan_restore(abf, Target(target), trust_foreign=True), Target(target))
         for rel in ("etc/wiki", "var/lib/wiki/data"):
             REFERENCE[rel] = snapshot(target / rel)
     return REFERENCE
@@ -238,7 +238,7 @@ def test_random_corruption_is_refused_or_harmless(changes, tmp_path_factory) -> 
     target = make_target(work / "t")
     before = snapshot(target)
     try:
-        plan = plan_restore(abf, Target(target))
+        plan = plan_restore(abf, Target(target), trust_foreign=True)
     except VatoolsError as e:  # refused: nothing may have changed
         assert e.exit_code == 3
         assert snapshot(target) == before

@@ -51,7 +51,7 @@ def test_a_checksum_mismatch_found_after_everything_was_staged_leaves_no_trace(
     abf = build_abf(tmp_path / "late.abf", tamper=wrong_last_sum)
     target = make_target(tmp_path / "t")
     whole = snapshot(target)
-    assert main(["backup", "restore", "--root", str(target), str(abf)]) == 3
+    assert main(["backup", "restore", "--foreign", "--root", str(target), str(abf)]) == 3
     assert "checksum mismatch for appdata.tar.gz" in capsys.readouterr().err
     assert snapshot(target) == whole  # the staging trees gone, the parents' times back
     assert not (target / "var/lib/vatools").exists()  # nor the lock and journal
@@ -73,11 +73,11 @@ def test_a_restore_after_a_refused_one_takes_the_lock_again(tmp_path: Path) -> N
     again, and an existing lock directory stays after a refusal."""
     target = make_target(tmp_path / "t")
     late = build_abf(tmp_path / "late.abf", tamper=wrong_last_sum)
-    assert main(["backup", "restore", "--root", str(target), str(late)]) == 3
+    assert main(["backup", "restore", "--foreign", "--root", str(target), str(late)]) == 3
     good = build_abf(tmp_path / "ok.abf")
-    assert main(["backup", "restore", "--root", str(target), str(good)]) == 0
+    assert main(["backup", "restore", "--foreign", "--root", str(target), str(good)]) == 0
     assert (target / "var/lib/wiki/data/pages/start.txt").read_text() == "restored page\n"
-    assert main(["backup", "restore", "--root", str(target), str(late)]) == 3
+    assert main(["backup", "restore", "--foreign", "--root", str(target), str(late)]) == 3
     assert (target / "var/lib/vatools/backup/lock").exists()  # not made by the refused one
 
 

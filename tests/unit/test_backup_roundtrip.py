@@ -81,7 +81,7 @@ def test_restore_onto_a_fresh_machine(backed_up, tmp_path: Path) -> None:
     # on the new machine www-data has another number: owners follow the name
     write(fresh / "etc/passwd", "root:x:0:0::/root:/bin/sh\nwww-data:x:1033:1033::/:/bin/sh\n")
     write(fresh / "etc/group", "root:x:0:\nwww-data:x:1033:\n")
-    assert main(["backup", "restore", "--root", str(fresh), str(abf)]) == 0
+    assert main(["backup", "restore", "--foreign", "--root", str(fresh), str(abf)]) == 0
     assert (fresh / "var/lib/wiki/data/pages/start.txt").stat().st_uid == 1033
     after = content(fresh)
     assert after.keys() == before.keys()
@@ -121,7 +121,7 @@ def test_link_leaving_the_roots_is_restored_only_where_the_target_has_it(
     elsewhere = make_target(tmp_path / "other")
     os.symlink("/etc", elsewhere / "var/lib/wiki/data/inc")  # a different link: refused
     whole = snapshot(elsewhere)
-    assert main(["backup", "restore", "--root", str(elsewhere), str(abf)]) == 3
+    assert main(["backup", "restore", "--foreign", "--root", str(elsewhere), str(abf)]) == 3
     assert "(and not a link the target has)" in capsys.readouterr().err
     assert snapshot(elsewhere) == whole
 
@@ -155,11 +155,11 @@ def test_inspect_and_verify(backed_up, capsys) -> None:
 def test_older_backup_is_accepted_and_newer_refused(tmp_path: Path, capsys) -> None:
     target = make_target(tmp_path / "t", version="2.0")
     old = build_abf(tmp_path / "old.abf", info={"appliance_version": "1.0"})
-    assert main(["backup", "restore", "--root", str(target), str(old)]) == 0
+    assert main(["backup", "restore", "--foreign", "--root", str(target), str(old)]) == 0
     assert (target / "var/lib/wiki/data/pages/start.txt").read_text() == "restored page\n"
     newer = build_abf(tmp_path / "new.abf", info={"appliance_version": "2.0+1"})
     whole = snapshot(target)
-    assert main(["backup", "restore", "--root", str(target), str(newer)]) == 3
+    assert main(["backup", "restore", "--foreign", "--root", str(target), str(newer)]) == 3
     assert "newer than the installed 2.0" in capsys.readouterr().err
     assert snapshot(target) == whole
 
@@ -181,7 +181,7 @@ def test_format_1_backup_is_read_with_its_absolute_paths_mapped(tmp_path: Path) 
     abf = build_abf(tmp_path / "v1.abf", config, data, version=b"0.1\n", tamper=v1_info,
                     sums_name="sha1sums", algorithm="sha1")
     assert main(["backup", "verify", str(abf)]) == 0
-    assert main(["backup", "restore", "--root", str(target), str(abf)]) == 0
+    assert main(["backup", "restore", "--foreign", "--root", str(target), str(abf)]) == 0
     assert (target / "etc/wiki/local.php").read_text() == "v1 config\n"
     assert (target / "var/lib/wiki/data/start.txt").read_text() == "v1 page\n"
     assert (target / "var/lib/wiki/users.txt").exists()  # not in the v1 backup: kept

@@ -149,7 +149,7 @@ def test_format_1_backup_made_by_another_tool_restores_as_tar_extracts_it(
     write(target / "etc/wiki/local.php", "<?php $conf['title'] = 'Changed';\n")
 
     assert main(["backup", "verify", str(abf)]) == 0, capsys.readouterr()
-    assert main(["backup", "restore", "--root", str(target), str(abf)]) == 0, capsys.readouterr()
+    assert main(["backup", "restore", "--foreign", "--root", str(target), str(abf)]) == 0, capsys.readouterr()
     for rel in V1_ROOTS.values():
         assert state(target, rel, has_dirs) == state(reference, rel, has_dirs)
     data = target / "var/lib/wiki/data"
@@ -174,7 +174,7 @@ def test_format_1_directory_entry_after_its_content_sets_its_attributes(tmp_path
                             capture_output=True).stdout
     archives = {"sysconfig.tar.gz": config, "appdata.tar.gz": gnu_tar(src, "var/lib/wiki/data")}
     target = make_target(tmp_path / "target")
-    assert main(["backup", "restore", "--root", str(target),
+    assert main(["backup", "restore", "--foreign", "--root", str(target),
                  str(v1_abf(tmp_path / "v1.abf", archives))]) == 0
     st = (target / "etc/wiki").stat()
     assert st.st_mode & 0o7777 == 0o750
@@ -215,6 +215,6 @@ def test_hostile_format_1_members_stay_refused(case: str, tmp_path: Path,
     before = state(target, ".", True)
     assert main(["backup", "verify", str(abf)]) == 1
     assert message in capsys.readouterr().out
-    assert main(["backup", "restore", "--root", str(target), str(abf)]) == 3
+    assert main(["backup", "restore", "--foreign", "--root", str(target), str(abf)]) == 3
     assert message in capsys.readouterr().err
     assert state(target, ".", True) == before

@@ -24,8 +24,11 @@ from vatools.backup.info import (FORMAT_VERSION, INFO_MEMBER, MAX_SMALL_MEMBER, 
                                  MAX_ZIP_RATIO, RATIO_FLOOR, SUMS_MEMBER, TAR_MEMBERS,
                                  V1_SUMS_MEMBER, V1_VERSIONS, VERSION_MEMBER, ArchiveSize,
                                  BadBackup, Info, parse_info)
+from vatools.backup import authenticity
+from vatools.backup.authenticity import Authenticity
 from vatools.backup.members import Checked, LinkLookup, MemberChecker
 from vatools.errors import VatoolsError
+from vatools.target import Target
 from vatools.backup.streams import GunzipThreadReader, HashingReader
 from vatools.backup.tarstream import TarStream
 
@@ -43,13 +46,14 @@ class BackupFile:
     """An opened .abf whose structure, checksum list and info.yaml have been checked."""
 
     def __init__(self, path: Path, zf: zipfile.ZipFile, format_version: str, info: Info,
-                 sums: dict[str, str], algorithm: str) -> None:
+                 sums: dict[str, str], algorithm: str, sums_bytes: bytes | None = None) -> None:
         self.path = path
         self.zip = zf
         self.format_version = format_version
         self.info = info
         self.sums = sums
         self.algorithm = algorithm
+        self.sums_bytes = sums_bytes  # the sha256sums member as read (authenticity.py); format 2
         self.present_roots: set[str] = set()  # roots with content, learnt by walk()
         self.external_links: list[tuple[str, str]] = []  # symlinks leaving the roots, by walk()
 
@@ -95,7 +99,8 @@ class BackupFile:
         missing = sorted(expected - set(names))
         if missing:
             raise BadBackup(f"{path}: member {missing[0]!r} is missing")
-        sums = _parse_sums(path, _read_small(path, zf, sums_member), sums_member, digest_len)
+        sums_bytes = _read_small(path, zf, sums_member)
+        sums = _parse_sums(path, sums_bytes, sums_member, digest_len)
         if set(sums) != expected - {sums_member}:
             raise BadBackup(f"{path}: {sums_member} must list exactly the other members")
         small = {}
@@ -111,10 +116,15 @@ class BackupFile:
             if not ratio_ok or size.content_bytes > size.tar_bytes or size.entries < 0:
                 raise BadBackup(f"{path}: {archive} claims {size.tar_bytes} bytes uncompressed from "
                                 f"{size.compressed}: an absurd ratio (a zip bomb?)")
-        return cls(path, zf, version, info, sums, algorithm)
+        return cls(path, zf, version, info, sums, algorithm,
+                   sums_bytes if version == FORMAT_VERSION else None)
 
     def close(self) -> None:
         self.zip.close()
+
+    def authenticity(self, target: Target) -> Authenticity:
+        """Whether `target` made this backup (its sums still to be matched by a pass)."""
+        return authenticity.check(target, self.sums_bytes, self.zip.comment)
 
     def __enter__(self) -> BackupFile:
         return self

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from vatools.backup import actions
+from vatools.backup import actions, authenticity
 from vatools.backup.accounts import Accounts
 from vatools.backup.info import (INFO_MEMBER, SUMS_MEMBER, TAR_MEMBERS, VERSION_MEMBER,
                                  FORMAT_VERSION, ArchiveSize, Info, info_for)
@@ -38,15 +38,110 @@ class Created:
     info: Info
 
 
-def _walk(path: Path) -> Iterator[Path]:
-    """The tree below `path`, parents before children, in a stable order."""
-    with os.scandir(path) as entries:
-        names = sorted(e.name for e in entries)
-    for name in names:
-        child = path / name
-        yield child
-        if stat.S_ISDIR(child.lstat().st_mode):
-            yield from _walk(child)
+# A data root's owner (www-data) can replace any name below it between two system calls of
+# root: entries are reached by directory descriptor, opened with O_NOFOLLOW, and what was
+# opened must be what the walk saw (same device, inode and type), or the backup is refused.
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+@dataclass(frozen=True)
+class _Entry:
+    path: Path  # for messages (and the test seam) only: never opened by name from /
+    relative: str  # below the root; "" for the root itself
+    parent: int  # descriptor of the directory holding it, valid while the walk is there
+    name: str
+    st: os.stat_result  # its lstat, seen while walking
+
+
+def _between_lstat_and_open(path: Path) -> None:
+    """A seam for tests: runs where a data root's owner could swap an entry."""
+
+
+def _changed(path: Path, why: str) -> VatoolsError:
+    return VatoolsError(f"{path} changed while it was backed up ({why})",
+                        hint="is a service writing to it that the appliance does not list in "
+                        "Vatools-Services? Or did someone swap it for a symlink? Back up again")
+
+
+def _open_entry(entry: _Entry) -> int:
+    """A descriptor of `entry`, refused unless it is the very directory or file seen."""
+    _between_lstat_and_open(entry.path)
+    directory = stat.S_ISDIR(entry.st.st_mode)
+    try:
+        fd = os.open(entry.name, _DIR_FLAGS if directory else _FILE_FLAGS, dir_fd=entry.parent)
+    except OSError as e:  # ELOOP: now a symlink; ENOTDIR, ENOENT: replaced or removed
+        raise _changed(entry.path, e.strerror or str(e)) from None
+    st = os.fstat(fd)
+    if ((st.st_dev, st.st_ino) != (entry.st.st_dev, entry.st.st_ino)
+            or stat.S_IFMT(st.st_mode) != stat.S_IFMT(entry.st.st_mode)):
+        os.close(fd)
+        raise _changed(entry.path, "another file is there now")
+    return fd
+
+
+def _open_parent(target: Target, path: str) -> int | None:
+    """A descriptor of the directory holding root `path`, reached from the target's root
+    without following a symlink; None when a parent is missing (the root is absent)."""
+    fd = os.open(target.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in path.strip("/").split("/")[:-1]:
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                os.close(fd)
+                return None
+            except OSError as e:
+                raise VatoolsError(f"cannot open {path}: {part} is not a plain directory "
+                                   f"({e.strerror})",
+                                   hint="declare the real path in the appliance's control fields"
+                                   ) from None
+            os.close(fd)
+            fd = child
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _walk_root(target: Target, root: Root) -> Iterator[_Entry]:
+    """The root and the tree below it, parents before children, in a stable order; nothing
+    if the root is absent. Each entry's `parent` is open while the entry is handled."""
+    top = root_location(target, root.path)
+    parent = _open_parent(target, root.path)
+    if parent is None:
+        return
+    try:
+        try:
+            st = os.lstat(top.name, dir_fd=parent)
+        except FileNotFoundError:
+            return
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            raise VatoolsError(f"{root.path} is neither a directory nor a regular file",
+                               hint="declare the real path, not a symlink to it")
+        entry = _Entry(top, "", parent, top.name, st)
+        yield entry
+        if stat.S_ISDIR(st.st_mode):
+            yield from _walk_below(entry)
+    finally:
+        os.close(parent)
+
+
+def _walk_below(directory: _Entry) -> Iterator[_Entry]:
+    fd = _open_entry(directory)
+    try:
+        for name in sorted(os.listdir(fd)):
+            try:
+                st = os.lstat(name, dir_fd=fd)
+            except FileNotFoundError:
+                raise _changed(directory.path / name, "removed") from None
+            relative = f"{directory.relative}/{name}" if directory.relative else name
+            entry = _Entry(directory.path / name, relative, fd, name, st)
+            yield entry
+            if stat.S_ISDIR(st.st_mode):
+                yield from _walk_below(entry)
+    finally:
+        os.close(fd)
 
 
 def _refusal(st: os.stat_result) -> str | None:
@@ -67,22 +162,14 @@ def scan(target: Target, manifest: BackupManifest) -> int:
     """Check every entry of every root before anything happens; return the bytes to copy."""
     total = 0
     for root in manifest.roots:
-        top = root_location(target, root.path)
-        if not os.path.lexists(top):
-            continue
-        st = top.lstat()
-        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
-            raise VatoolsError(f"{root.path} is neither a directory nor a regular file",
-                               hint="declare the real path, not a symlink to it")
-        for path in [top, *(_walk(top) if stat.S_ISDIR(st.st_mode) else [])]:
-            st = path.lstat()
-            problem = _refusal(st)
+        for entry in _walk_root(target, root):
+            problem = _refusal(entry.st)
             if problem:
-                raise VatoolsError(f"cannot back up {path}: it {problem}",
+                raise VatoolsError(f"cannot back up {entry.path}: it {problem}",
                                    hint="a restore would refuse it; fix the file or narrow the "
                                    "appliance's Vatools-Backup-* paths")
-            if stat.S_ISREG(st.st_mode):
-                total += st.st_size
+            if stat.S_ISREG(entry.st.st_mode):
+                total += entry.st.st_size
     return total
 
 
@@ -117,34 +204,52 @@ class _TreeWriter:
         self.content_bytes = 0
 
     def add_root(self, root: Root) -> None:
-        top = root_location(self.target, root.path)
-        if not os.path.lexists(top):
-            return  # absent when backed up: a restore removes it too
-        self._add(root, top, root.name)
-        if top.is_dir():
-            for path in _walk(top):
-                self._add(root, path, root.name + "/" + str(path.relative_to(top)))
+        # absent when backed up: no entries, and a restore removes it too
+        for entry in _walk_root(self.target, root):
+            self._add(entry, root.name + ("/" + entry.relative if entry.relative else ""))
 
-    def _add(self, root: Root, path: Path, name: str) -> None:
-        st = path.lstat()
-        problem = _refusal(st)  # changed since the scan?
-        info = self.tar.gettarinfo(str(path), name) if problem is None else None
-        if info is None:
-            raise VatoolsError(f"cannot back up {path}: it {problem or 'is not a regular file'}")
-        if st.st_nlink == 1:  # tarfile remembers every file for hard links: only these can be
-            self.tar.inodes.pop((st.st_ino, st.st_dev), None)  # type: ignore[attr-defined]
-        ns = st.st_mtime_ns  # exact, in a pax record (tar --format=posix does the same)
+    def _tarinfo(self, entry: _Entry, name: str) -> tarfile.TarInfo:
+        """What tarfile.gettarinfo makes of an lstat, without opening anything by path."""
+        st = entry.st
+        info = tarfile.TarInfo(name)
+        info.mode = stat.S_IMODE(st.st_mode)
+        info.uid, info.gid = st.st_uid, st.st_gid
+        info.mtime = st.st_mtime  # type: ignore[assignment]  # a float, as gettarinfo sets it
+        if stat.S_ISREG(st.st_mode):
+            key = (st.st_ino, st.st_dev)
+            inodes = self.tar.inodes  # type: ignore[attr-defined]
+            if st.st_nlink > 1 and key in inodes:  # a hard link to an earlier member
+                info.type, info.linkname = tarfile.LNKTYPE, inodes[key]
+            else:
+                info.type, info.size = tarfile.REGTYPE, st.st_size
+                if st.st_nlink > 1:  # remembered only where a later link can refer to it
+                    inodes[key] = name
+        elif stat.S_ISDIR(st.st_mode):
+            info.type = tarfile.DIRTYPE
+        else:
+            info.type = tarfile.SYMTYPE
+            try:
+                info.linkname = os.readlink(entry.name, dir_fd=entry.parent)
+            except OSError as e:
+                raise _changed(entry.path, e.strerror or str(e)) from None
+        return info
+
+    def _add(self, entry: _Entry, name: str) -> None:
+        problem = _refusal(entry.st)  # changed since the scan?
+        if problem:
+            raise VatoolsError(f"cannot back up {entry.path}: it {problem}")
+        info = self._tarinfo(entry, name)
+        ns = entry.st.st_mtime_ns  # exact, in a pax record (tar --format=posix does the same)
         info.pax_headers = {**info.pax_headers, "mtime": f"{ns // 10**9}.{ns % 10**9:09d}"}
         info.uname = self.accounts.user_name(info.uid)
         info.gname = self.accounts.group_name(info.gid)
         if info.isreg():
-            with open(path, "rb") as handle:
+            fd = _open_entry(entry)
+            with open(fd, "rb") as handle:
                 try:
                     self.tar.addfile(info, handle)
                 except OSError as e:
-                    raise VatoolsError(f"{path} changed while it was backed up ({e})",
-                                       hint="is a service writing to it that the appliance does "
-                                       "not list in Vatools-Services?") from e
+                    raise _changed(entry.path, str(e)) from e
             self.done += info.size
             self.content_bytes += info.size
             if self.progress:
@@ -199,6 +304,8 @@ def create_backup(target: Target, output: Path | None = None,
         raise VatoolsError(f"{partial} exists: another backup is being written there, or one "
                            "was interrupted", hint=f"if none is running, remove it: rm {partial}")
     accounts = Accounts.of(target)
+    key = authenticity.backup_key(target, create=True)
+    assert key is not None
     actions.stop_services(target, manifest.services)
     try:
         try:
@@ -223,6 +330,7 @@ def create_backup(target: Target, output: Path | None = None,
                 sums[INFO_MEMBER] = _sha256(text)
                 listing = "".join(f"{digest}  {name}\n" for name, digest in sums.items())
                 zf.writestr(zipfile.ZipInfo(SUMS_MEMBER, stamp[:6]), listing)
+                zf.comment = authenticity.comment(key, listing.encode())
                 zf.close()
                 handle.flush()
                 os.fsync(handle.fileno())

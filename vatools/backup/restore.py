@@ -29,6 +29,7 @@ from debian.debian_support import version_compare
 from vatools.backup import actions, swap
 from vatools.backup.accounts import Accounts
 from vatools.backup.archive import BackupFile
+from vatools.backup.authenticity import Authenticity, refuse_foreign
 from vatools.backup.footprint import Footprint
 from vatools.backup.info import TAR_MEMBERS, ArchiveSize, BadBackup
 from vatools.backup.manifest import (InstalledAppliance, ManifestError, Root, installed_appliance,
@@ -59,6 +60,7 @@ class RestorePlan:
     sizes: dict[str, ArchiveSize]
     interrupted: str = ""  # the backup of a killed restore, repaired first
     verified: bool = True  # False: the content is checked while staging (changes unknown)
+    authenticity: Authenticity | None = None  # whether the target made it (authenticity.py)
 
     def describe(self) -> list[str]:
         info = self.backup.info
@@ -66,6 +68,8 @@ class RestorePlan:
                  f"{info.appliance} {info.appliance_version or '(unknown version)'}, "
                  f"made {info.timestamp or '(unknown time)'} on {info.hostname or '(unknown host)'})",
                  f"installed: {self.appliance.name} {self.appliance.version}"]
+        if self.authenticity:
+            lines.insert(1, self.authenticity.describe())
         for change in self.changes:
             action = "replace" if change.exists_now else "create"
             if not self.verified:
@@ -82,14 +86,18 @@ class RestorePlan:
 
 
 def plan_restore(path: Path, target: Target, progress: Progress | None = None,
-                 verify: bool = True) -> RestorePlan:
+                 verify: bool = True, trust_foreign: bool = False) -> RestorePlan:
     """Every check of the backup against the target; writes nothing. The caller closes
     plan.backup (restore() does). verify=False skips the pass over the tar members (restore()
     makes it while staging): structure, checksums of the small members, info.yaml, the
-    appliance, its version and the roots are still checked."""
+    appliance, its version and the roots are still checked. A backup the target did not make
+    (authenticity.py) is refused first, unless `trust_foreign` (the user said so)."""
     backup = BackupFile.open(path)
     try:
-        return _plan(backup, target, progress, verify)
+        authenticity = backup.authenticity(target)
+        if not trust_foreign:
+            refuse_foreign(path, authenticity)
+        return replace(_plan(backup, target, progress, verify), authenticity=authenticity)
     except BaseException:
         backup.close()
         raise

@@ -134,21 +134,26 @@ def inspect(file: Path) -> int:
 
 @backup.command("restore", help="Restore a backup: all of it, or nothing. It is checked while it\n"
                 "is staged, and swapped in only once all of it has verified; on any failure the\n"
-                "previous content is put back.",
+                "previous content is put back. A backup this system did not make (not\n"
+                "authenticated by its key: made elsewhere, by an older vatools, or changed since)\n"
+                "is foreign: restored only with --foreign, as its configuration files run with\n"
+                "the rights of the appliance's services and of root.",
                 short_help="restore a backup: all of it, or nothing",
                 epilog="examples:\n  vatools backup restore --dry-run wiki.abf\n"
                 "  vatools backup restore wiki.abf")
 @click.argument("file", metavar="FILE", cls=common.Arg, type=_ABF, help="the backup file (.abf)")
 @click.option("--dry-run", is_flag=True, help="check everything and show the plan")
+@click.option("--foreign", is_flag=True,
+              help="restore it even if this system did not make it (not authenticated by its key)")
 @common.root_option()
 @common.debug_option()
-def restore(file: Path, dry_run: bool) -> int:
+def restore(file: Path, dry_run: bool, foreign: bool) -> int:
     from vatools.backup.restore import RestorePlan, plan_restore, restore as do_restore
     target = common.target()
     if dry_run:  # a read-only pass over everything
         progress = ProgressLine("verifying")
         try:
-            plan = plan_restore(file, target, progress)
+            plan = plan_restore(file, target, progress, trust_foreign=foreign)
         finally:
             progress.end()
         for line in plan.describe():
@@ -157,7 +162,7 @@ def restore(file: Path, dry_run: bool) -> int:
         print("dry run: nothing changed")
         return int(ExitCode.OK)
     # one pass: the archive is checked while it is staged, before anything live changes
-    plan = plan_restore(file, target, verify=False)
+    plan = plan_restore(file, target, verify=False, trust_foreign=foreign)
     progress = ProgressLine("restoring")
 
     def verified(complete: RestorePlan) -> None:

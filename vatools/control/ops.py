@@ -25,7 +25,7 @@ from vatools.aptrun import APT_ENV, follow
 from vatools.control.protocol import OPERATIONS, BadRequest
 from vatools.control.rootfs import OpenedPath, open_dir, open_regular, private_dir
 from vatools.errors import CommandFailed, VatoolsError
-from vatools.run import HOST, run, start
+from vatools.run import HOST, Target, run, start
 
 Emit = Callable[[float, str], None]  # progress: percent (0-100), text
 Method = TypeVar("Method", bound=Callable[..., Any])
@@ -121,8 +121,10 @@ class Operations:
     """The operations themselves (run as root). `backups` is the directory the web user reads;
     `staging` root's own directory where a backup is written before it is handed over."""
 
-    def __init__(self, backups: Path, web_user: str, staging: Path = STAGING_DIR) -> None:
+    def __init__(self, backups: Path, web_user: str, staging: Path = STAGING_DIR,
+                 target: Target = HOST) -> None:
         self.backups = backups
+        self.target = target  # the system a backup is restored onto (a tree in tests)
         self.web_user = web_user
         self.staging = staging
         # Set (by helper.serve) when an upgrade replaced the helper's own code: the helper
@@ -293,17 +295,22 @@ class Operations:
             sizes = backup.verify(lambda d, t: emit(100 * d / max(t, 1), "verifying"))
             entries = sum(s.entries for s in sizes.values())
             return (f"OK: {backup.info.appliance} {backup.info.appliance_version}, "
-                    f"{entries} entries, all checksums match")
+                    f"{entries} entries, all checksums match; "
+                    f"{backup.authenticity(self.target).describe()}")
 
     @implements("backup-restore")
-    def op_backup_restore(self, emit: Emit, name: str) -> str:
+    def op_backup_restore(self, emit: Emit, name: str, trust_foreign: str) -> str:
         from vatools.backup.restore import plan_restore, restore
 
         emit(0, "Verifying the backup")
         with self._backup_path(name) as path:
-            plan = plan_restore(path, HOST, lambda d, t: emit(50 * d / max(t, 1), "verifying"))
+            # A backup this system did not make is refused, naming the risk, unless the user
+            # confirmed it (the Backups page's second box); see backup/authenticity.py.
+            plan = plan_restore(path, self.target,
+                                lambda d, t: emit(50 * d / max(t, 1), "verifying"),
+                                trust_foreign=trust_foreign == "yes")
             said = plan.describe()
-            restore(plan, HOST, lambda d, t: emit(50 + 50 * d / max(t, 1), "restoring"),
+            restore(plan, self.target, lambda d, t: emit(50 + 50 * d / max(t, 1), "restoring"),
                     said.append)
         emit(100, "Restored")
         return "\n".join(said)

@@ -33,6 +33,8 @@ Traceback (most recent call last):
 ...
 vatools.control.protocol.BadRequest: backup-verify: name '../etc/shadow' is not valid: \
 a backup file name (letters, digits, . _ -, ending in .abf)
+>>> validate("backup-restore", {"name": "wiki-2026.abf"})  # a default fills what is left out
+{'name': 'wiki-2026.abf', 'trust_foreign': 'no'}
 >>> validate("sh", {})
 Traceback (most recent call last):
 ...
@@ -88,6 +90,7 @@ class HelperError(VatoolsError):
 class Arg:
     pattern: str
     describe: str
+    default: str | None = None  # given to the operation when the request leaves it out
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,9 @@ class Operation:
 
 BACKUP_NAME = Arg(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.abf",
                   "a backup file name (letters, digits, . _ -, ending in .abf)")
+# Restore a backup this system did not make (vatools/backup/authenticity.py): only when the
+# user confirmed the risk; a request without it (an older web interface) means "no".
+TRUST_FOREIGN = Arg(r"yes|no", "yes or no", default="no")
 # host, [host] (no MX lookup), either with :port; empty means "deliver directly".
 RELAYHOST = Arg(r"(|\[[A-Za-z0-9.-]{1,253}\](:[0-9]{1,5})?|[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?)",
                 "empty, HOST, [HOST] or either with :PORT")
@@ -112,7 +118,9 @@ OPERATIONS: dict[str, Operation] = {
     "backup-create": Operation("back up the appliance into the backups directory"),
     "backup-verify": Operation("verify a backup's checksums", {"name": BACKUP_NAME},
                                exclusive=False),
-    "backup-restore": Operation("restore the appliance from a backup", {"name": BACKUP_NAME}),
+    "backup-restore": Operation("restore the appliance from a backup (a foreign one only with "
+                                "trust_foreign=yes)",
+                                {"name": BACKUP_NAME, "trust_foreign": TRUST_FOREIGN}),
     "backup-delete": Operation("delete a backup", {"name": BACKUP_NAME}),
     "restart-services": Operation("restart the appliance's services"),
     "reboot": Operation("reboot the machine"),
@@ -135,11 +143,13 @@ def validate(op: object, args: object) -> dict[str, str]:
     extra = sorted(set(args) - set(schema))
     if extra:
         raise BadRequest(f"{op}: unexpected argument {', '.join(map(str, extra))}")
+    valid = {}
     for name, arg in schema.items():
-        value = args.get(name)
+        value = args.get(name, arg.default)
         if not isinstance(value, str) or not re.fullmatch(arg.pattern, value):
             raise BadRequest(f"{op}: {name} {value!r} is not valid: {arg.describe}")
-    return dict(args)
+        valid[name] = value
+    return valid
 
 
 def _line(message: dict[str, Any]) -> bytes:

@@ -39,9 +39,25 @@ def listing() -> list[dict[str, Any]]:
     return sorted(found, key=lambda b: b["made"], reverse=True)
 
 
+RESTORING = "Restoring "  # the title of a restore job, before the backup's name
+
+
+def refused_as_foreign(job: dict[str, Any] | None) -> str:
+    """The backup the latest job refused to restore because this system did not make it
+    (the page then offers the second confirmation), or ""."""
+    from vatools.backup.authenticity import FOREIGN
+
+    if (job and job["op"] == "backup-restore" and job["state"] == "failed"
+            and FOREIGN in job["error"] and job["title"].startswith(RESTORING)):
+        return str(job["title"][len(RESTORING):])
+    return ""
+
+
 @bp.route("/backups")
 def index() -> Any:
-    return render_template("backups.html", backups=listing(), job=job_json("backups"))
+    job = job_json("backups")
+    return render_template("backups.html", backups=listing(), job=job,
+                           foreign=refused_as_foreign(job))
 
 
 @bp.route("/backups/create", methods=["POST"])
@@ -86,7 +102,10 @@ def restore(name: str) -> Any:
     if request.form.get("confirm") != "yes":
         flash(f"Not restored: tick the box to confirm replacing the appliance's data with {name}.")
         return redirect(url_for("backups.index"))
-    jobs().start("backups", "backup-restore", f"Restoring {name}", {"name": name})
+    # A backup this system did not make is restored only after a second, explicit box.
+    trust_foreign = "yes" if request.form.get("foreign") == "yes" else "no"
+    jobs().start("backups", "backup-restore", f"{RESTORING}{name}",
+                 {"name": name, "trust_foreign": trust_foreign})
     return redirect(auth.safe_path(request.form.get("back"), url_for("backups.index")))
 
 
