@@ -78,6 +78,20 @@ def test_clean_removes_per_build_state(tmp_path: Path) -> None:
     assert (tmp_path / "var/lib/dpkg/status").read_text() == "state"
 
 
+def test_clean_removes_the_secrets_every_copy_would_share(tmp_path: Path) -> None:
+    """A random key made while the image was built differs per build and would be shared by
+    every machine made from it: appliance-control's session key, the backup key, the apt
+    hook's saved debconf database."""
+    secrets = ("var/lib/appliance-control/session-key", "var/lib/vatools/backup-key",
+               "var/lib/vatools/apt-hook/debconf-before/passwords.dat")
+    for name in secrets:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("secret")
+    clean.clean(tmp_path)
+    assert not [name for name in secrets if (tmp_path / name).exists()]
+
+
 def test_tar_clamps_times_and_keeps_runtime_dirs_empty(tmp_path: Path) -> None:
     (tmp_path / "proc/1").mkdir(parents=True)
     (tmp_path / "etc").mkdir()

@@ -35,6 +35,12 @@ REMOVE = (
     "var/tmp/*",
     "var/log/journal/*",
     "var/lib/vatools/snapshots/*",
+    # Per-machine secrets made at install time: appliance-control's cookie-signing key (its
+    # web service makes a new one at first start), the backup key, the apt hook's copy of
+    # debconf's database (passwords included).
+    "var/lib/appliance-control/session-key",
+    "var/lib/vatools/backup-key",
+    "var/lib/vatools/apt-hook/*",
 )
 # Truncated, not removed: empty means "make one at first boot" to systemd.
 EMPTY = ("etc/machine-id",)
