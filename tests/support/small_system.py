@@ -15,6 +15,15 @@ from debian.deb822 import Deb822
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 PROBE_QUESTIONS = DATA / "packages/probe-questions/debian"
+# A seed answering every question of probe-questions (its passwords left to be generated).
+FULL_SEED = (
+    "probe-questions probe-questions/name string probe-one\n"
+    "probe-questions probe-questions/enabled boolean true\n"
+    "probe-questions probe-questions/color select green\n"
+    "probe-questions probe-questions/features multiselect alpha, gamma\n"
+    "probe-questions probe-questions/password password\n"
+    "probe-questions probe-questions/confirm password\n"
+)
 LIBC6_TEMPLATES = DATA / "generate/slapd-web/templates/libc6.templates"
 
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.support.small_system import PROBE_QUESTIONS
+from tests.support.small_system import FULL_SEED, PROBE_QUESTIONS
 from vatools import aptq, install
 from vatools.errors import ExitCode, VatoolsError
 from vatools.seed.file import parse_seed
@@ -21,14 +21,7 @@ PROBE = parse_templates((PROBE_QUESTIONS / "probe-questions.templates").read_tex
 IN_PLAY = InPlay(installing=PROBE, installing_packages=frozenset({"probe-appliance", "probe-questions"}))
 APPLIANCE = aptq.Candidate("probe-appliance", "1.0", "test appliance", "", None, True)
 CHANGES = aptq.Changes((("probe-appliance", "1.0"), ("probe-questions", "1.0")), ())
-SEED = (
-    "probe-questions probe-questions/name string probe-one\n"
-    "probe-questions probe-questions/enabled boolean true\n"
-    "probe-questions probe-questions/color select green\n"
-    "probe-questions probe-questions/features multiselect alpha, gamma\n"
-    "probe-questions probe-questions/password password\n"
-    "probe-questions probe-questions/confirm password\n"
-)
+SEED = FULL_SEED
 
 
 def plan(text: str = SEED, *overrides: tuple[str, str]) -> install.Plan:

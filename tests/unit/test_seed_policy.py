@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tests.support.small_system import LIBC6_TEMPLATES, PROBE_QUESTIONS
+from tests.support.small_system import FULL_SEED, LIBC6_TEMPLATES, PROBE_QUESTIONS
 from vatools.seed.file import parse_seed
 from vatools.seed.policy import InPlay, effective_seed
 from vatools.seed.templates import config_priorities, parse_templates
@@ -25,14 +25,6 @@ FRESH = InPlay(
     installed=LIBC6,
     installed_packages=frozenset({"libc6"}),
     answers={"libraries/restart-without-asking": "false"},
-)
-FULL_SEED = (
-    "probe-questions probe-questions/name string probe-one\n"
-    "probe-questions probe-questions/enabled boolean true\n"
-    "probe-questions probe-questions/color select green\n"
-    "probe-questions probe-questions/features multiselect alpha, gamma\n"
-    "probe-questions probe-questions/password password\n"
-    "probe-questions probe-questions/confirm password\n"
 )
 
 
